@@ -1,0 +1,144 @@
+# Image URL to use all building/pushing image targets.
+IMG ?= chatgroup-operator:latest
+
+# Tools are built from the Go modules under hack/tools into bin/ (see
+# hack/tools/build.sh); nothing else is downloaded.
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+KUBECTL ?= $(LOCALBIN)/k8s/kubectl
+BUILD_TOOLS := hack/tools/build.sh
+# The envtest control plane (etcd, kube-apiserver) plus kubectl for tests.
+ENVTEST_BINARIES := etcd kube-apiserver kubectl
+# The full local control plane used by run-local and the e2e test.
+LOCAL_BINARIES := $(ENVTEST_BINARIES) kube-controller-manager kube-scheduler kwok
+export KUBEBUILDER_ASSETS ?= $(LOCALBIN)/k8s
+
+GOTEST_FLAGS ?= -timeout 25m
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from the markers.
+	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./api/...;./controllers/...;./webhookserver/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods from the markers.
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	"$(GOLANGCI_LINT)" run
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and apply its fixes.
+	"$(GOLANGCI_LINT)" run --fix
+
+.PHONY: verify-generated
+verify-generated: manifests generate build-installer ## Fail if generated files differ from what the markers produce.
+	@if [ -n "$$(git status --porcelain -- api config dist)" ]; then \
+		echo "Generated files are out of date; run 'make manifests generate build-installer' and commit:"; \
+		git status --porcelain -- api config dist; git diff --stat -- api config dist; exit 1; fi
+
+.PHONY: test
+test: manifests generate fmt vet envtest ## Run every test: unit, envtest integration and e2e.
+	go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+
+.PHONY: test-unit
+test-unit: ## Run only the tests that need no control plane.
+	go test -short ./...
+
+.PHONY: envtest
+envtest: ## Build the envtest control plane (etcd, kube-apiserver) and kubectl into bin/k8s.
+	@$(BUILD_TOOLS) $(ENVTEST_BINARIES)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
+	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzTencentDecode$$' -fuzztime $${FUZZTIME:-30s}
+	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzOpenIMDecode$$' -fuzztime $${FUZZTIME:-30s}
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager binary.
+	go build -o bin/manager main.go
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster in your kubeconfig.
+	go run ./main.go
+
+.PHONY: run-local
+run-local: ## Start a local control plane, install the operator and run it (Ctrl-C stops everything).
+	@echo "run-local: not yet implemented"; exit 1
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Render dist/install.yaml from config/default.
+	mkdir -p dist
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+
+##@ Deployment
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster in your kubeconfig.
+	"$(KUSTOMIZE)" build config/crd | "$(KUBECTL)" apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs from the cluster in your kubeconfig.
+	"$(KUSTOMIZE)" build config/crd | "$(KUBECTL)" delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: build-installer ## Deploy the operator to the cluster in your kubeconfig.
+	"$(KUBECTL)" apply --server-side -f dist/install.yaml
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the operator from the cluster in your kubeconfig.
+	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found -f -
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: ## Build controller-gen into bin/.
+	@$(BUILD_TOOLS) controller-gen
+
+.PHONY: kustomize
+kustomize: ## Build kustomize into bin/.
+	@$(BUILD_TOOLS) kustomize
+
+.PHONY: golangci-lint
+golangci-lint: ## Build golangci-lint into bin/.
+	@$(BUILD_TOOLS) golangci-lint
+
+.PHONY: kubectl
+kubectl: ## Build kubectl into bin/k8s.
+	@$(BUILD_TOOLS) kubectl
+
+.PHONY: tools
+tools: ## Build every pinned tool and the local control plane.
+	@$(BUILD_TOOLS) controller-gen kustomize golangci-lint $(LOCAL_BINARIES)
