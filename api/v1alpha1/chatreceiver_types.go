@@ -1,0 +1,137 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SecretReference names a Secret in the receiver's namespace.
+type SecretReference struct {
+	// name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	// requestsPerSecond is the sustained rate.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	RequestsPerSecond int32 `json:"requestsPerSecond"`
+
+	// burst is the bucket size.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Burst int32 `json:"burst"`
+}
+
+// ChatReceiverSpec configures one callback endpoint.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'Tencent' || (has(self.appID) && size(self.appID) > 0)",message="appID is required for the Tencent provider"
+type ChatReceiverSpec struct {
+	// provider is the IM platform that sends the callbacks.
+	// +required
+	Provider Provider `json:"provider"`
+
+	// appID is the platform application. Required for Tencent: callbacks
+	// whose SdkAppid differs are rejected with 403. For OpenIM it is only
+	// recorded on the ChatGroups.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	AppID string `json:"appID,omitempty"`
+
+	// secretRef names a Secret holding `token` (and optionally
+	// `previousToken` during rotation, and `username`/`password` to require
+	// HTTP basic auth). For Tencent the token verifies Sign; for OpenIM it
+	// makes the webhook path unguessable.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
+
+	// allowedCIDRs, when set, limits the source addresses callbacks may come
+	// from.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
+
+	// groupLabels are copied onto the ChatGroups this receiver creates.
+	// +optional
+	GroupLabels map[string]string `json:"groupLabels,omitempty"`
+
+	// rateLimit bounds the callbacks accepted per second; excess requests get
+	// 429.
+	// +optional
+	// +kubebuilder:default={requestsPerSecond: 2000, burst: 4000}
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// ChatReceiverStatus is the observed state of a ChatReceiver.
+type ChatReceiverStatus struct {
+	// observedGeneration is the generation the reconciler last processed.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// webhookPath is where the platform must send callbacks:
+	// /callbacks/<sha256 of namespace/name/token>. OpenIM appends
+	// /<command>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	WebhookPath string `json:"webhookPath,omitempty"`
+
+	// previousWebhookPath is the path derived from previousToken; it keeps
+	// working while a rotation is under way.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	PreviousWebhookPath string `json:"previousWebhookPath,omitempty"`
+
+	// lastEventTime is when a callback was last accepted. It is updated at
+	// most once every 30 seconds.
+	// +optional
+	LastEventTime *metav1.Time `json:"lastEventTime,omitempty"`
+}
+
+// ChatReceiver configures a callback endpoint for one IM application.
+// ChatGroups are created in the receiver's namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cr;chatrcv,categories=chat
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider`
+// +kubebuilder:printcolumn:name="App",type=string,JSONPath=`.spec.appID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.webhookPath`,priority=10
+type ChatReceiver struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// spec configures the endpoint.
+	// +required
+	Spec ChatReceiverSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status ChatReceiverStatus `json:"status,omitzero"`
+}
+
+// ChatReceiverList is a list of ChatReceivers.
+// +kubebuilder:object:root=true
+type ChatReceiverList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []ChatReceiver `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ChatReceiver{}, &ChatReceiverList{})
+}

@@ -1,0 +1,52 @@
+package v1alpha1
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// ChatGroupName derives the ChatGroup name for a platform group:
+// <provider>-<sanitized id prefix>-<first 10 hex chars of
+// sha256(provider/appID/groupID)>. Group IDs are case-sensitive and may hold
+// '@' and '#', so they are never used as names directly; the hash keeps
+// names of different groups apart.
+func ChatGroupName(provider Provider, appID, groupID string) string {
+	sum := sha256.Sum256([]byte(string(provider) + "/" + appID + "/" + groupID))
+	hash := hex.EncodeToString(sum[:])[:10]
+
+	const maxPrefix = 40
+	var b strings.Builder
+	lastDash := true // no leading dash
+	for _, r := range strings.ToLower(groupID) {
+		if b.Len() >= maxPrefix {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+			lastDash = false
+		case !lastDash:
+			b.WriteByte('-')
+			lastDash = true
+		}
+	}
+	prefix := strings.TrimSuffix(b.String(), "-")
+
+	name := strings.ToLower(string(provider)) + "-"
+	if prefix != "" {
+		name += prefix + "-"
+	}
+	return name + hash
+}
+
+// WebhookPathPrefix is where every receiver's webhook path starts.
+const WebhookPathPrefix = "/callbacks/"
+
+// WebhookPath derives a ChatReceiver's webhook path from its namespace, name
+// and token: /callbacks/<sha256 of namespace/name/token>. The token makes
+// the path unguessable; OpenIM appends /<command> to it.
+func WebhookPath(namespace, name, token string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name + "/" + token))
+	return WebhookPathPrefix + hex.EncodeToString(sum[:])
+}
