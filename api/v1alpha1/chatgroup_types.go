@@ -362,5 +362,5 @@ type ChatGroupList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ChatGroup{}, &ChatGroupList{})
+	register(&ChatGroup{}, &ChatGroupList{})
 }

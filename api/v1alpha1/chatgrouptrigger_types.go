@@ -96,5 +96,5 @@ type ChatGroupTriggerList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ChatGroupTrigger{}, &ChatGroupTriggerList{})
+	register(&ChatGroupTrigger{}, &ChatGroupTriggerList{})
 }

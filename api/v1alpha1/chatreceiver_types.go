@@ -133,5 +133,5 @@ type ChatReceiverList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ChatReceiver{}, &ChatReceiverList{})
+	register(&ChatReceiver{}, &ChatReceiverList{})
 }
