@@ -1,0 +1,185 @@
+package webhookserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/testenv"
+)
+
+// startManager runs a manager with only the callback server, as one replica
+// would, and returns the server's base URL.
+func startManager(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.Addr = "127.0.0.1:0"
+	srv := New(mgr, opts)
+	if err := srv.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	NewWithT(t).Eventually(srv.BoundAddr).WithTimeout(30 * time.Second).ShouldNot(BeEmpty())
+	return "http://" + srv.BoundAddr()
+}
+
+// setUpReceivers creates a namespace with a Tencent and an OpenIM receiver.
+// Their status is set here as the ChatReceiver reconciler would.
+func setUpReceivers(t *testing.T, env *testenv.Env, ns string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	for _, r := range []struct {
+		name, token string
+		provider    imv1.Provider
+		appID       string
+	}{{"tencent", tencentToken, imv1.ProviderTencent, testAppID}, {"openim", openIMToken, imv1.ProviderOpenIM, ""}} {
+		g.Expect(env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.name, Namespace: ns},
+			StringData: map[string]string{imv1.TokenKey: r.token}})).To(Succeed())
+		rcv := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Name: r.name, Namespace: ns},
+			Spec: imv1.ChatReceiverSpec{Provider: r.provider, AppID: r.appID, SecretRef: imv1.SecretReference{Name: r.name}}}
+		g.Expect(env.Client.Create(ctx, rcv)).To(Succeed())
+		rcv.Status.WebhookPath = imv1.WebhookPath(ns, r.name, r.token)
+		g.Expect(env.Client.Status().Update(ctx, rcv)).To(Succeed())
+	}
+}
+
+func tencentPost(g Gomega, baseURL, ns, command, body string) string {
+	rt := strconv.FormatInt(time.Now().Unix(), 10)
+	url := baseURL + imv1.WebhookPath(ns, "tencent", tencentToken) + "?SdkAppid=" + testAppID + "&CallbackCommand=" + command +
+		"&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI&Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt
+	return post(g, url, body, "")
+}
+
+func post(g Gomega, url, body, operationID string) string {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if operationID != "" {
+		req.Header.Set("operationID", operationID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), string(reply))
+	return string(reply)
+}
+
+func TestServer_integration(t *testing.T) {
+	env := testenv.Start(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := "callbacks"
+	setUpReceivers(t, env, ns)
+	baseURL := startManager(t, env)
+
+	create := `{"CallbackCommand": "Group.CallbackAfterCreateGroup","GroupId" : "@TGS#2J4SZEAEL","Operator_Account": "group_root","Owner_Account": "leckie","Type": "Public","Name": "MyFirstGroup","MemberList": [{ "Member_Account": "bob" },{ "Member_Account": "peter" }],"EventTime":"1670574414000"}`
+	join := `{"CallbackCommand": "Group.CallbackAfterNewMemberJoin","GroupId" : "@TGS#2J4SZEAEL","Type": "Public","JoinType": "Apply","Operator_Account": "leckie","NewMemberList": [{ "Member_Account": "jared" },{ "Member_Account": "tommy" }],"EventTime":"1670574414100"}`
+	// The exit seed arrives before the join it follows: order must not matter.
+	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterMemberExit", tencentExitBody)).To(ContainSubstring(`"ActionStatus":"OK"`))
+	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterCreateGroup", create)).To(ContainSubstring(`"ErrorInfo":"applied"`))
+	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterNewMemberJoin", join)).To(ContainSubstring(`"ErrorInfo":"stale"`))
+
+	// The reply came after the commit: the API server already has it.
+	cg := &imv1.ChatGroup{}
+	key := types.NamespacedName{Namespace: ns, Name: imv1.ChatGroupName(imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")}
+	g.Expect(env.Client.Get(ctx, key, cg)).To(Succeed())
+	g.Expect(memberIDs(&cg.Status)).To(Equal([]string{"bob", "leckie", "peter"}))
+	g.Expect(cg.Status.Name).To(Equal("MyFirstGroup"))
+	g.Expect(cg.Status.Departed).To(HaveLen(2))
+
+	openim := baseURL + imv1.WebhookPath(ns, "openim", openIMToken)
+	post(g, openim+"/callbackAfterCreateGroupCommand", `{"callbackCommand":"callbackAfterCreateGroupCommand","groupID":"3188466436","groupName":"g1","notification":"","introduction":"","faceURL":"","ownerUserID":"u1","createTime":1700000000000,"memberCount":3,"ex":"","status":0,"creatorUserID":"u1","groupType":2,"needVerification":0,"lookMemberInfo":0,"applyMemberFriend":0,"notificationUpdateTime":0,"notificationUserID":"","initMemberList":[{"userID":"u1","roleLevel":100},{"userID":"u2","roleLevel":20},{"userID":"u3","roleLevel":20},{"userID":"u1","roleLevel":20}]}`, "op1")
+	post(g, openim+"/callbackAfterDisMissGroupCommand", `{"callbackCommand":"callbackAfterDisMissGroupCommand","groupID":"3188466436","ownerID":"u1","groupType":"\u0002","membersID":[]}`, "op2")
+	g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: imv1.ChatGroupName(imv1.ProviderOpenIM, "", "3188466436")}, cg)).To(Succeed())
+	g.Expect(cg.Status.Disbanded).To(BeTrue())
+	g.Expect(cg.Status.Type).To(Equal("Work"))
+	g.Expect(cg.Status.MemberCount).To(Equal(int32(3)))
+}
+
+// TestServer_twoReplicas runs two managers (two callback servers) writing
+// the same groups concurrently: every acknowledged event must be stored
+// exactly once.
+func TestServer_twoReplicas(t *testing.T) {
+	env := testenv.Start(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := "replicas"
+	setUpReceivers(t, env, ns)
+	urls := []string{startManager(t, env), startManager(t, env)}
+
+	const groups, usersPerGroup = 5, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, groups*usersPerGroup*2)
+	for gi := range groups {
+		for u := range usersPerGroup {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := fmt.Sprintf(`{"callbackCommand":"callbackAfterJoinGroupCommand","operationID":"op-%d-%d","groupID":"G%d","reqMessage":"","joinSource":3,"inviterUserID":"user-%02d"}`, gi, u, gi, u)
+				// Every event is delivered to both replicas: one stores it,
+				// the other finds it a duplicate.
+				for _, base := range urls {
+					req, _ := http.NewRequest(http.MethodPost, base+imv1.WebhookPath(ns, "openim", openIMToken)+"/callbackAfterJoinGroupCommand", strings.NewReader(body))
+					req.Header.Set("operationID", fmt.Sprintf("op-%d-%d", gi, u))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						errs <- err
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						errs <- fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	var list imv1.ChatGroupList
+	g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(groups))
+	for _, cg := range list.Items {
+		g.Expect(cg.Status.MemberCount).To(Equal(int32(usersPerGroup)), cg.Spec.GroupID)
+		g.Expect(cg.Status.EventsApplied).To(Equal(int64(usersPerGroup)), "each event applied exactly once in %s", cg.Spec.GroupID)
+	}
+}

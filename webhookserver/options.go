@@ -1,0 +1,99 @@
+package webhookserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Options configures the callback server.
+type Options struct {
+	// Addr is the address the callback server listens on.
+	Addr string
+	// CommitBudget is how long a request waits for its event to be stored
+	// before the server answers 503 and keeps retrying in the background.
+	// Tencent times out after 2 s.
+	CommitBudget time.Duration
+	// RetryTimeout is how long an event that missed its budget is retried
+	// before it is dropped (counted and reported as a Kubernetes Event).
+	RetryTimeout time.Duration
+	// MaxPending bounds the events waiting to be committed across all
+	// groups; beyond it new callbacks get 503 at once.
+	MaxPending int
+	// SignWindow is the allowed difference between Tencent's RequestTime
+	// and the server clock.
+	SignWindow time.Duration
+	// MaxBodyBytes bounds a callback body; larger ones get 413.
+	MaxBodyBytes int64
+	// CommitConcurrency bounds the groups committed in parallel.
+	CommitConcurrency int
+	// Limits bound each ChatGroup's status.
+	Limits Limits
+	// OneWritePerEvent disables merging: every event is its own status
+	// write. It exists as the baseline for benchmarks.
+	OneWritePerEvent bool
+}
+
+// DefaultOptions returns the defaults documented in DESIGN.md.
+func DefaultOptions() Options {
+	return Options{
+		Addr:              ":8082",
+		CommitBudget:      1500 * time.Millisecond,
+		RetryTimeout:      10 * time.Minute,
+		MaxPending:        20000,
+		SignWindow:        60 * time.Second,
+		MaxBodyBytes:      4 << 20,
+		CommitConcurrency: 64,
+		Limits: Limits{
+			MaxMembers:   10000,
+			MaxDeparted:  1000,
+			JournalSize:  64,
+			DedupeWindow: 128,
+		},
+	}
+}
+
+// BindFlags registers the options as command-line flags.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Addr, "callback-bind-address", o.Addr, "Address the callback server listens on.")
+	fs.DurationVar(&o.CommitBudget, "callback-commit-budget", o.CommitBudget,
+		"How long a callback waits for its event to be stored before the reply is 503 (the event is still retried).")
+	fs.DurationVar(&o.RetryTimeout, "callback-retry-timeout", o.RetryTimeout,
+		"How long an accepted event that missed its budget is retried before it is dropped and reported.")
+	fs.IntVar(&o.MaxPending, "callback-max-pending", o.MaxPending,
+		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
+	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
+		"Allowed difference between Tencent's RequestTime and the server clock.")
+	fs.Int64Var(&o.MaxBodyBytes, "callback-max-body-bytes", o.MaxBodyBytes, "Maximum callback body size (413 above it).")
+	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
+		"Maximum ChatGroups committed in parallel.")
+	fs.IntVar(&o.Limits.MaxMembers, "max-members", o.Limits.MaxMembers,
+		"Members listed in a ChatGroup's status; above it the list is truncated and memberCount stays exact.")
+	fs.IntVar(&o.Limits.MaxDeparted, "max-departed", o.Limits.MaxDeparted, "Departures (tombstones) kept per ChatGroup.")
+	fs.IntVar(&o.Limits.JournalSize, "journal-size", o.Limits.JournalSize, "Journal entries kept per ChatGroup.")
+	fs.IntVar(&o.Limits.DedupeWindow, "dedupe-window", o.Limits.DedupeWindow, "Event keys kept per ChatGroup for deduplication.")
+	fs.BoolVar(&o.OneWritePerEvent, "one-write-per-event", o.OneWritePerEvent,
+		"Write each event on its own instead of merging concurrent events (benchmark baseline).")
+}
+
+// Validate reports options outside what the CRD schema can store.
+func (o *Options) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
+	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
+	check(o.MaxPending > 0, "callback-max-pending must be positive")
+	check(o.SignWindow > 0, "tencent-sign-window must be positive")
+	check(o.MaxBodyBytes > 0, "callback-max-body-bytes must be positive")
+	check(o.CommitConcurrency > 0, "callback-commit-concurrency must be positive")
+	check(o.Limits.MaxMembers > 0 && o.Limits.MaxMembers <= 50000, "max-members must be in 1..50000")
+	check(o.Limits.MaxDeparted > 0 && o.Limits.MaxDeparted <= 5000, "max-departed must be in 1..5000")
+	check(o.Limits.JournalSize > 0 && o.Limits.JournalSize <= 1024, "journal-size must be in 1..1024")
+	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
+	return errors.Join(errs...)
+}

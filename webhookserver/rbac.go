@@ -1,0 +1,12 @@
+package webhookserver
+
+// The callback server reads receivers and their Secrets through the cache,
+// creates ChatGroups and writes their status, records lastEventTime on
+// receivers and reports dropped events.
+
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers/status,verbs=get;patch
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

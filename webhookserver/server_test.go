@@ -1,0 +1,352 @@
+package webhookserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+)
+
+const (
+	testNS       = "chat"
+	testAppID    = "1400000000"
+	tencentToken = "xxxxyyyy"
+	openIMToken  = "openim-token"
+)
+
+// Verbatim from the Tencent "member exit" seed page (comments removed).
+const tencentExitBody = `{"CallbackCommand": "Group.CallbackAfterMemberExit","GroupId": "@TGS#2J4SZEAEL","Type": "Public","ExitType": "Kicked","Operator_Account": "leckie","ExitMemberList": [{"Member_Account": "jared"},{"Member_Account": "tommy"}],"EventTime":"1670574414123"}`
+
+// Verbatim from the OpenIM "quit group" seed page.
+const openIMQuitBody = `{
+"callbackCommand": "callbackAfterQuitGroupCommand",
+"groupID": "G001",
+"userID": "user123"
+}`
+
+type harness struct {
+	srv    *Server
+	client client.Client
+	now    time.Time
+}
+
+func newHarness(t *testing.T, mutate ...func(*Options)) *harness {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = imv1.AddToScheme(scheme)
+
+	objs := []client.Object{
+		receiver("tencent", imv1.ProviderTencent, testAppID, "tencent-secret", tencentToken),
+		secret("tencent-secret", map[string]string{imv1.TokenKey: tencentToken}),
+		receiver("openim", imv1.ProviderOpenIM, "", "openim-secret", openIMToken, "old-token"),
+		secret("openim-secret", map[string]string{imv1.TokenKey: openIMToken, imv1.PreviousTokenKey: "old-token"}),
+		receiver("openim-basic", imv1.ProviderOpenIM, "", "basic-secret", "basic-token"),
+		secret("basic-secret", map[string]string{imv1.TokenKey: "basic-token", imv1.UsernameKey: "im", imv1.PasswordKey: "s3cret"}),
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
+		WithStatusSubresource(&imv1.ChatGroup{}, &imv1.ChatReceiver{}).
+		WithIndex(&imv1.ChatReceiver{}, WebhookPathIndex, receiverPaths).Build()
+	return newHarnessWithClient(t, c, mutate...)
+}
+
+func newHarnessWithClient(_ *testing.T, c client.Client, mutate ...func(*Options)) *harness {
+	opts := DefaultOptions()
+	for _, m := range mutate {
+		m(&opts)
+	}
+	h := &harness{client: c, now: time.Unix(1669872112, 0)}
+	h.srv = newServer(c, c, nil, log.Log, opts)
+	h.srv.now = func() time.Time { return h.now }
+	return h
+}
+
+func receiver(name string, provider imv1.Provider, appID, secretName, token string, previous ...string) *imv1.ChatReceiver {
+	rcv := &imv1.ChatReceiver{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS, UID: types.UID(name)},
+		Spec: imv1.ChatReceiverSpec{Provider: provider, AppID: appID, SecretRef: imv1.SecretReference{Name: secretName},
+			GroupLabels: map[string]string{"team": "support"}},
+		Status: imv1.ChatReceiverStatus{WebhookPath: imv1.WebhookPath(testNS, name, token)},
+	}
+	if len(previous) > 0 {
+		rcv.Status.PreviousWebhookPath = imv1.WebhookPath(testNS, name, previous[0])
+	}
+	return rcv
+}
+
+func secret(name string, data map[string]string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS}, StringData: nil, Data: toBytes(data)}
+}
+
+func toBytes(m map[string]string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+// tencentURL builds a signed Tencent callback URL.
+func (h *harness) tencentURL(command string, query ...string) string {
+	rt := strconv.FormatInt(h.now.Unix(), 10)
+	u := imv1.WebhookPath(testNS, "tencent", tencentToken) + "?SdkAppid=" + testAppID + "&CallbackCommand=" + command +
+		"&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI&Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt
+	for _, q := range query {
+		u += "&" + q
+	}
+	return u
+}
+
+func (h *harness) do(method, url, body string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, url, strings.NewReader(body))
+	req.RemoteAddr = "127.0.0.1:40000"
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func (h *harness) group(g Gomega, provider imv1.Provider, appID, groupID string) *imv1.ChatGroup {
+	cg := &imv1.ChatGroup{}
+	key := types.NamespacedName{Namespace: testNS, Name: imv1.ChatGroupName(provider, appID, groupID)}
+	g.Expect(h.client.Get(context.Background(), key, cg)).To(Succeed())
+	return cg
+}
+
+type tencentReply struct {
+	ActionStatus string
+	ErrorInfo    string
+	ErrorCode    int
+}
+
+type openIMReply struct {
+	ActionCode int    `json:"actionCode"`
+	ErrCode    int    `json:"errCode"`
+	ErrMsg     string `json:"errMsg"`
+	ErrDlt     string `json:"errDlt"`
+	NextCode   int    `json:"nextCode"`
+}
+
+func TestServer_tencentCallbackIsStoredBeforeTheReply(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+
+	rec := h.do(http.MethodPost, h.tencentURL("Group.CallbackAfterMemberExit"), tencentExitBody)
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+	g.Expect(rec.Header().Get("Content-Type")).To(Equal("application/json; charset=utf-8"))
+	var reply tencentReply
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &reply)).To(Succeed())
+	g.Expect(reply).To(Equal(tencentReply{ActionStatus: "OK", ErrorInfo: "applied"}))
+
+	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	g.Expect(cg.Spec).To(Equal(imv1.ChatGroupSpec{Provider: imv1.ProviderTencent, AppID: testAppID, GroupID: "@TGS#2J4SZEAEL"}))
+	g.Expect(cg.Labels).To(HaveKeyWithValue("team", "support"))
+	g.Expect(cg.Labels).To(HaveKeyWithValue(imv1.AppIDLabel, testAppID))
+	g.Expect(cg.Status.Departed).To(HaveLen(2))
+	g.Expect(cg.Status.Journal).To(HaveLen(1))
+	g.Expect(cg.Status.Journal[0].Reason).To(Equal(imv1.LeaveKicked))
+	g.Expect(cg.Status.Journal[0].Time.Time).To(BeTemporally("==", time.UnixMilli(1670574414123)))
+
+	// Re-signed and resent a second later: a duplicate, acknowledged again.
+	h.now = h.now.Add(time.Second)
+	rec = h.do(http.MethodPost, h.tencentURL("Group.CallbackAfterMemberExit"), tencentExitBody)
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	g.Expect(rec.Body.String()).To(ContainSubstring(`"ErrorInfo":"duplicate"`))
+	g.Expect(h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL").Status.EventsApplied).To(Equal(int64(1)))
+}
+
+func TestServer_openIMCallback(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	base := imv1.WebhookPath(testNS, "openim", openIMToken)
+
+	for _, url := range []string{base + "/callbackAfterQuitGroupCommand", base + "/callbackAfterQuitGroupCommand?contenttype=json"} {
+		rec := h.do(http.MethodPost, url, openIMQuitBody+"\n", "operationID", "op-"+url[len(url)-4:])
+		g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+		var reply openIMReply
+		g.Expect(json.Unmarshal(rec.Body.Bytes(), &reply)).To(Succeed())
+		g.Expect(reply).To(Equal(openIMReply{ErrMsg: "applied"}))
+		h.now = h.now.Add(time.Second)
+	}
+	cg := h.group(g, imv1.ProviderOpenIM, "", "G001")
+	g.Expect(cg.Status.Departed).To(HaveLen(1))
+	g.Expect(cg.Status.LastSeq).To(Equal(int64(2)), "two quits with different operationIDs are two events")
+
+	// The path from the previous token keeps working during a rotation.
+	old := imv1.WebhookPath(testNS, "openim", "old-token")
+	rec := h.do(http.MethodPost, old+"/callbackAfterKickGroupCommand", `{"callbackCommand":"callbackAfterKickGroupCommand","groupID":"G001","kickedUserIDs":["x"],"reason":"spam"}`)
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+}
+
+func TestServer_rejections(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxBodyBytes = 1024 })
+	openim := imv1.WebhookPath(testNS, "openim", openIMToken)
+	basic := imv1.WebhookPath(testNS, "openim-basic", "basic-token")
+	tencentPath := imv1.WebhookPath(testNS, "tencent", tencentToken)
+	signed := func(query string) string {
+		return tencentPath + "?SdkAppid=" + testAppID + "&CallbackCommand=Group.CallbackAfterMemberExit&" + query
+	}
+	rt := strconv.FormatInt(h.now.Unix(), 10)
+	oldRT := strconv.FormatInt(h.now.Add(-2*time.Minute).Unix(), 10)
+
+	tests := []struct {
+		name     string
+		method   string
+		url      string
+		body     string
+		header   []string
+		want     int
+		tencent  bool
+		contains string
+	}{
+		{name: "unknown path", url: "/callbacks/" + strings.Repeat("0", 64) + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, want: 404, contains: "no receiver"},
+		{name: "unknown path in Tencent's shape", url: "/callbacks/" + strings.Repeat("0", 64) + "?CallbackCommand=Group.CallbackAfterMemberExit", body: tencentExitBody, want: 404, tencent: true},
+		{name: "path outside /callbacks", url: "/healthz", want: 404},
+		{name: "OpenIM path without a command", url: openim, body: openIMQuitBody, want: 404},
+		{name: "wrong method", method: http.MethodGet, url: openim + "/callbackAfterQuitGroupCommand", want: 405, contains: "use POST"},
+		{name: "wrong SdkAppid", url: tencentPath + "?SdkAppid=1&CallbackCommand=Group.CallbackAfterMemberExit", body: tencentExitBody, want: 403, tencent: true, contains: "SdkAppid"},
+		{name: "missing signature", url: signed(""), body: tencentExitBody, want: 401, tencent: true, contains: "missing Sign"},
+		{name: "bad signature", url: signed("Sign=" + strings.Repeat("a", 64) + "&RequestTime=" + rt), body: tencentExitBody, want: 401, tencent: true, contains: "signature mismatch"},
+		{name: "request time outside the window", url: signed("Sign=" + tencentSign(tencentToken, oldRT) + "&RequestTime=" + oldRT), body: tencentExitBody, want: 401, tencent: true, contains: "away from the server clock"},
+		{name: "body too large", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":"` + strings.Repeat("x", 2048) + `"}`, want: 413},
+		{name: "malformed JSON", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":`, want: 400},
+		{name: "wrong field type", url: signed("Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt), body: `{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":5}`, want: 400, tencent: true},
+		{name: "unknown command is ignored", url: openim + "/callbackAfterSendGroupMsgCommand", body: `{}`, want: 200, contains: "ignored"},
+		{name: "basic auth required", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, want: 401, contains: "basic auth"},
+		{name: "basic auth accepted", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, header: []string{"Authorization", "Basic aW06czNjcmV0"}, want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			method := tt.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			rec := h.do(method, tt.url, tt.body, tt.header...)
+			g.Expect(rec.Code).To(Equal(tt.want), rec.Body.String())
+			if tt.tencent {
+				var reply tencentReply
+				g.Expect(json.Unmarshal(rec.Body.Bytes(), &reply)).To(Succeed(), rec.Body.String())
+				g.Expect(reply.ActionStatus).To(Equal(map[bool]string{true: "OK", false: "FAIL"}[tt.want == 200]))
+				g.Expect(reply.ErrorInfo).To(ContainSubstring(tt.contains))
+			} else {
+				var reply openIMReply
+				g.Expect(json.Unmarshal(rec.Body.Bytes(), &reply)).To(Succeed(), rec.Body.String())
+				g.Expect(reply.ActionCode).To(Equal(map[bool]int{true: 0, false: 1}[tt.want == 200]))
+				g.Expect(reply.NextCode).To(Equal(0))
+				g.Expect(reply.ErrMsg).To(ContainSubstring(tt.contains))
+			}
+			if tt.want == 405 {
+				g.Expect(rec.Header().Get("Allow")).To(Equal("POST"))
+			}
+		})
+	}
+}
+
+func TestServer_replayIsRejected(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	url := h.tencentURL("Group.CallbackAfterMemberExit")
+	g.Expect(h.do(http.MethodPost, url, tencentExitBody).Code).To(Equal(http.StatusOK))
+	rec := h.do(http.MethodPost, url, tencentExitBody)
+	g.Expect(rec.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(rec.Body.String()).To(ContainSubstring("replayed"))
+
+	// Another callback signed in the same second carries the same Sign and
+	// must not be taken for a replay.
+	other := strings.Replace(tencentExitBody, "tommy", "tom", 1)
+	g.Expect(h.do(http.MethodPost, url, other).Code).To(Equal(http.StatusOK))
+}
+
+func TestServer_rateLimit(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	rcv := &imv1.ChatReceiver{}
+	g.Expect(h.client.Get(context.Background(), types.NamespacedName{Namespace: testNS, Name: "openim"}, rcv)).To(Succeed())
+	rcv.Spec.RateLimit = &imv1.RateLimit{RequestsPerSecond: 1, Burst: 2}
+	g.Expect(h.client.Update(context.Background(), rcv)).To(Succeed())
+
+	url := imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterSendGroupMsgCommand"
+	codes := []int{}
+	for range 3 {
+		codes = append(codes, h.do(http.MethodPost, url, `{}`).Code)
+	}
+	g.Expect(codes).To(Equal([]int{200, 200, 429}))
+}
+
+func TestServer_allowedCIDRs(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	rcv := &imv1.ChatReceiver{}
+	g.Expect(h.client.Get(context.Background(), types.NamespacedName{Namespace: testNS, Name: "openim"}, rcv)).To(Succeed())
+	rcv.Spec.AllowedCIDRs = []string{"10.0.0.0/8"}
+	g.Expect(h.client.Update(context.Background(), rcv)).To(Succeed())
+	url := imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterQuitGroupCommand"
+	g.Expect(h.do(http.MethodPost, url, openIMQuitBody).Code).To(Equal(http.StatusForbidden))
+
+	rcv.Spec.AllowedCIDRs = []string{"127.0.0.0/8", "::1/128"}
+	g.Expect(h.client.Update(context.Background(), rcv)).To(Succeed())
+	g.Expect(h.do(http.MethodPost, url, openIMQuitBody).Code).To(Equal(http.StatusOK))
+}
+
+// TestServer_commitBudget: when the API server does not answer in time the
+// reply is 503 in the provider's failure shape, and the event is still
+// stored once the API server recovers.
+func TestServer_commitBudget(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = imv1.AddToScheme(scheme)
+	failing := make(chan struct{})
+	base := fake.NewClientBuilder().WithScheme(scheme).
+		WithObjects(receiver("openim", imv1.ProviderOpenIM, "", "openim-secret", openIMToken),
+			secret("openim-secret", map[string]string{imv1.TokenKey: openIMToken})).
+		WithStatusSubresource(&imv1.ChatGroup{}, &imv1.ChatReceiver{}).
+		WithIndex(&imv1.ChatReceiver{}, WebhookPathIndex, receiverPaths).
+		WithInterceptorFuncs(interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				select {
+				case <-failing:
+					return c.Create(ctx, obj, opts...)
+				default:
+					return fmt.Errorf("connection refused")
+				}
+			},
+		}).Build()
+	h := newHarnessWithClient(t, base, func(o *Options) { o.CommitBudget = 100 * time.Millisecond })
+	h.srv.committer.now = time.Now
+
+	url := imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterQuitGroupCommand"
+	rec := h.do(http.MethodPost, url, openIMQuitBody)
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(rec.Header().Get("Retry-After")).To(Equal("1"))
+	var reply openIMReply
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &reply)).To(Succeed())
+	g.Expect(reply.ActionCode).To(Equal(1))
+	g.Expect(reply.ErrMsg).To(ContainSubstring("being retried"))
+
+	close(failing) // the API server is back
+	g.Eventually(func(g Gomega) {
+		g.Expect(h.group(g, imv1.ProviderOpenIM, "", "G001").Status.Departed).To(HaveLen(1))
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+}
