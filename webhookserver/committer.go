@@ -78,7 +78,16 @@ type committer struct {
 	queues  map[types.NamespacedName]*groupQueue
 	pending int
 	idle    *sync.Cond
+	// recent keeps the objects last written for groups whose queue ran
+	// empty, so the next event for the group does not start from a cache
+	// that has not seen our own write yet (which costs a failed create or
+	// a conflicting patch). Bounded by maxRecent.
+	recent map[types.NamespacedName]*imv1.ChatGroup
 }
+
+// maxRecent bounds committer.recent. Groups busy enough to benefit fit
+// easily; the others fall back to the cache.
+const maxRecent = 4096
 
 func newCommitter(c client.Client, reader client.Reader, recorder events.EventRecorder, log logr.Logger, opts Options) *committer {
 	cm := &committer{
@@ -91,6 +100,7 @@ func newCommitter(c client.Client, reader client.Reader, recorder events.EventRe
 		sem:      make(chan struct{}, opts.CommitConcurrency),
 		ctx:      context.Background(),
 		queues:   map[types.NamespacedName]*groupQueue{},
+		recent:   map[types.NamespacedName]*imv1.ChatGroup{},
 	}
 	cm.idle = sync.NewCond(&cm.mu)
 	return cm
@@ -108,7 +118,8 @@ func (c *committer) submit(req *commitRequest) error {
 	queueDepth.Set(float64(c.pending))
 	q, ok := c.queues[req.target.Key]
 	if !ok {
-		q = &groupQueue{}
+		q = &groupQueue{last: c.recent[req.target.Key]}
+		delete(c.recent, req.target.Key)
 		c.queues[req.target.Key] = q
 		go c.drain(req.target.Key, q)
 	}
@@ -148,6 +159,7 @@ func (c *committer) drain(key types.NamespacedName, q *groupQueue) {
 		}
 		if len(batch) == 0 {
 			delete(c.queues, key)
+			c.remember(key, q.last)
 			c.mu.Unlock()
 			return
 		}
@@ -190,6 +202,20 @@ func (c *committer) drain(key types.NamespacedName, q *groupQueue) {
 		batch = nil
 		backoff = 50 * time.Millisecond
 	}
+}
+
+// remember keeps the last written object of an idle group; c.mu is held.
+func (c *committer) remember(key types.NamespacedName, last *imv1.ChatGroup) {
+	if last == nil {
+		return
+	}
+	for k := range c.recent {
+		if len(c.recent) < maxRecent {
+			break
+		}
+		delete(c.recent, k) // map order is random: a cheap random eviction
+	}
+	c.recent[key] = last
 }
 
 func (c *committer) finish(n int) {

@@ -1,0 +1,134 @@
+// Command loadgen posts a bounded number of realistic, correctly signed
+// group callbacks to a running callback server, then verifies that every
+// acknowledged event is reflected in the ChatGroups.
+//
+//	go run ./hack/loadgen --kubeconfig bin/local/kubeconfig --receiver chat-demo/tencent \
+//	    --url http://127.0.0.1:8082 --events 5000 --groups 100 --rate 500
+//
+// The receiver's webhook path, token and appID are read from the cluster.
+// It exits non-zero when an acknowledged event was lost or applied twice.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/loadgen"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		kubeconfig = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the cluster holding the receiver and the ChatGroups.")
+		receiver   = flag.String("receiver", "", "The ChatReceiver to load, as namespace/name.")
+		urls       = flag.String("url", "http://127.0.0.1:8082", "Callback server base URLs, comma-separated (several replicas share the load).")
+		w          = loadgen.Workload{GroupPrefix: fmt.Sprintf("load%d", time.Now().Unix())}
+		o          loadgen.Options
+	)
+	flag.IntVar(&w.Events, "events", 2000, "Distinct events to send (duplicates and bad requests come on top).")
+	flag.IntVar(&w.Groups, "groups", 100, "Groups to spread the events over.")
+	flag.IntVar(&w.HotGroups, "hot-groups", 0, "Number of hot groups that receive --hot-fraction of the events.")
+	flag.Float64Var(&w.HotFraction, "hot-fraction", 0, "Fraction of the events that go to the hot groups.")
+	flag.Float64Var(&w.LeaveFraction, "leave-fraction", 0.25, "Fraction of joined users that quit or are kicked afterwards.")
+	flag.Float64Var(&w.DuplicateRate, "duplicates", 0, "Fraction of events delivered twice.")
+	flag.IntVar(&w.ReorderWindow, "reorder", 0, "Shuffle deliveries within windows of this many events.")
+	flag.Uint64Var(&w.Seed, "seed", 1, "Seed of the workload.")
+	flag.StringVar(&w.GroupPrefix, "group-prefix", w.GroupPrefix, "Prefix of the generated group IDs.")
+	flag.Float64Var(&o.Rate, "rate", 0, "Target requests per second (0: as fast as --concurrency allows).")
+	flag.IntVar(&o.Concurrency, "concurrency", 32, "Requests in flight at most.")
+	flag.Float64Var(&o.BadFraction, "bad-fraction", 0, "Invalid requests mixed in per delivery (oversized, malformed, unsigned, misaddressed).")
+	flag.Parse()
+
+	ns, name, ok := strings.Cut(*receiver, "/")
+	if !ok {
+		return fmt.Errorf("--receiver must be namespace/name")
+	}
+	c, err := newClient(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+
+	target, provider, err := lookUp(ctx, c, ns, name)
+	if err != nil {
+		return err
+	}
+	target.BaseURLs = strings.Split(*urls, ",")
+	w.Provider = provider
+	plan, err := loadgen.NewPlan(w)
+	if err != nil {
+		return err
+	}
+	o.Progress = os.Stderr
+	fmt.Printf("Sending %d %s events (%d deliveries) to %d groups via %s\n", len(plan.Events), provider,
+		len(plan.Deliveries[0])+len(plan.Deliveries[1]), w.Groups, *urls)
+	rep, err := loadgen.Run(ctx, plan, target, o)
+	if err != nil {
+		return err
+	}
+	fmt.Println(rep.Summary())
+	v, err := loadgen.Verify(ctx, c, ns, plan, rep)
+	if err != nil {
+		return err
+	}
+	fmt.Println("Verification:", v)
+	for _, e := range v.Examples {
+		fmt.Println("  ", e)
+	}
+	if !v.OK() {
+		return fmt.Errorf("verification failed")
+	}
+	return nil
+}
+
+func newClient(kubeconfig string) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := imv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// lookUp reads the receiver's webhook path, token and appID.
+func lookUp(ctx context.Context, c client.Client, ns, name string) (loadgen.Target, imv1.Provider, error) {
+	var rcv imv1.ChatReceiver
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &rcv); err != nil {
+		return loadgen.Target{}, "", fmt.Errorf("reading ChatReceiver %s/%s: %w", ns, name, err)
+	}
+	if rcv.Status.WebhookPath == "" {
+		return loadgen.Target{}, "", fmt.Errorf("ChatReceiver %s/%s has no status.webhookPath yet: is it Ready?", ns, name)
+	}
+	var secret corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rcv.Spec.SecretRef.Name}, &secret); err != nil {
+		return loadgen.Target{}, "", fmt.Errorf("reading the receiver's Secret: %w", err)
+	}
+	return loadgen.Target{WebhookPath: rcv.Status.WebhookPath, Token: string(secret.Data[imv1.TokenKey]), AppID: rcv.Spec.AppID},
+		rcv.Spec.Provider, nil
+}

@@ -1,0 +1,166 @@
+// Package loadgen posts a bounded number of realistic group callbacks to a
+// callback server, records which ones were acknowledged, and verifies
+// afterwards that every acknowledged event is reflected in the ChatGroups.
+//
+// The workload has two phases so that its expected outcome does not depend
+// on delivery order: first every user joins its group, then a fraction of
+// them quit or are kicked. Within a phase each user appears in one event,
+// so reordering and duplicating deliveries must not change the result.
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+)
+
+// Workload describes what to send.
+type Workload struct {
+	// Provider is Tencent or OpenIM.
+	Provider imv1.Provider
+	// Events is the number of distinct events (duplicates come on top).
+	Events int
+	// Groups is the number of groups the events are spread over.
+	Groups int
+	// HotGroups and HotFraction skew the load: HotFraction of the events go
+	// to the first HotGroups groups. Zero means no skew.
+	HotGroups   int
+	HotFraction float64
+	// LeaveFraction of the users leave again in the second phase; a third
+	// of the leaves are kicks.
+	LeaveFraction float64
+	// DuplicateRate is the fraction of events delivered twice.
+	DuplicateRate float64
+	// ReorderWindow shuffles deliveries within windows of this many events.
+	ReorderWindow int
+	// GroupPrefix makes group IDs unique per run.
+	GroupPrefix string
+	// Seed makes the workload reproducible.
+	Seed uint64
+}
+
+// Event is one distinct event of the workload.
+type Event struct {
+	// ID indexes the event in Plan.Events.
+	ID int
+	// GroupID and User are what the event is about.
+	GroupID string
+	User    string
+	// Leave is true for a quit or kick, false for a join.
+	Leave bool
+	// Command and Body are the provider command and request body.
+	Command string
+	Body    []byte
+	// OperationID is sent as the OpenIM operationID header.
+	OperationID string
+	// Phase is 0 for joins and 1 for leaves.
+	Phase int
+}
+
+// Plan is a generated workload: the distinct events, and the deliveries
+// (indexes into Events, with duplicates) in sending order, per phase.
+type Plan struct {
+	Workload
+	Events     []Event
+	Deliveries [2][]int
+}
+
+// NewPlan generates the events and the delivery order of a workload.
+func NewPlan(w Workload) (*Plan, error) {
+	if w.Events <= 0 || w.Groups <= 0 {
+		return nil, fmt.Errorf("events and groups must be positive")
+	}
+	if w.HotGroups > w.Groups {
+		return nil, fmt.Errorf("hot groups (%d) exceed groups (%d)", w.HotGroups, w.Groups)
+	}
+	rng := rand.New(rand.NewPCG(w.Seed, w.Seed^0x9e3779b97f4a7c15))
+	p := &Plan{Workload: w}
+
+	leaves := int(float64(w.Events) * w.LeaveFraction / (1 + w.LeaveFraction))
+	joins := w.Events - leaves
+	// Event times: joins first, then leaves, one millisecond apart, so that
+	// Tencent's last-writer-wins order agrees with the phases.
+	start := time.Now().Add(-time.Minute).UnixMilli()
+	for i := range joins {
+		group := p.pickGroup(rng)
+		user := fmt.Sprintf("u%d", i)
+		p.Events = append(p.Events, p.event(len(p.Events), group, user, false, false, start+int64(i)))
+	}
+	left := make(map[string]bool, leaves)
+	for i := range leaves {
+		joined := p.Events[rng.IntN(joins)]
+		if left[joined.User] {
+			continue // each user leaves at most once
+		}
+		left[joined.User] = true
+		kicked := rng.IntN(3) == 0
+		p.Events = append(p.Events, p.event(len(p.Events), joined.GroupID, joined.User, true, kicked, start+int64(joins+i)))
+	}
+	for _, ev := range p.Events {
+		p.Deliveries[ev.Phase] = append(p.Deliveries[ev.Phase], ev.ID)
+		if rng.Float64() < w.DuplicateRate {
+			p.Deliveries[ev.Phase] = append(p.Deliveries[ev.Phase], ev.ID)
+		}
+	}
+	for phase := range p.Deliveries {
+		shuffleWindows(rng, p.Deliveries[phase], w.ReorderWindow)
+	}
+	return p, nil
+}
+
+func (p *Plan) pickGroup(rng *rand.Rand) string {
+	g := rng.IntN(p.Groups)
+	if p.HotGroups > 0 && rng.Float64() < p.HotFraction {
+		g = rng.IntN(p.HotGroups)
+	}
+	return fmt.Sprintf("%s-%d", p.GroupPrefix, g)
+}
+
+// event builds one event's body in the provider's format.
+func (p *Plan) event(id int, group, user string, leave, kicked bool, ms int64) Event {
+	ev := Event{ID: id, GroupID: group, User: user, Leave: leave, OperationID: fmt.Sprintf("load-%d", id)}
+	if leave {
+		ev.Phase = 1
+	}
+	var body any
+	switch {
+	case p.Provider == imv1.ProviderTencent && !leave:
+		ev.Command = "Group.CallbackAfterNewMemberJoin"
+		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "JoinType": "Invited",
+			"Operator_Account": "admin", "NewMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": fmt.Sprint(ms)}
+	case p.Provider == imv1.ProviderTencent:
+		ev.Command = "Group.CallbackAfterMemberExit"
+		exitType, operator := "Quit", user
+		if kicked {
+			exitType, operator = "Kicked", "admin"
+		}
+		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "ExitType": exitType,
+			"Operator_Account": operator, "ExitMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": ms}
+	case !leave:
+		ev.Command = "callbackAfterJoinGroupCommand"
+		body = map[string]any{"callbackCommand": ev.Command, "operationID": ev.OperationID, "groupID": group,
+			"reqMessage": "", "joinSource": 3, "inviterUserID": user}
+	case kicked:
+		ev.Command = "callbackAfterKickGroupCommand"
+		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "kickedUserIDs": []string{user}, "reason": "load test"}
+	default:
+		ev.Command = "callbackAfterQuitGroupCommand"
+		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "userID": user}
+	}
+	ev.Body, _ = json.Marshal(body) // maps of strings and numbers always marshal
+	return ev
+}
+
+// shuffleWindows shuffles s within consecutive windows of size n.
+func shuffleWindows(rng *rand.Rand, s []int, n int) {
+	if n < 2 {
+		return
+	}
+	for lo := 0; lo < len(s); lo += n {
+		w := s[lo:min(lo+n, len(s))]
+		rng.Shuffle(len(w), func(i, j int) { w[i], w[j] = w[j], w[i] })
+	}
+}
