@@ -79,6 +79,15 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzTencentDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzOpenIMDecode$$' -fuzztime $${FUZZTIME:-30s}
 
+.PHONY: test-faults
+test-faults: manifests generate envtest ## Fault tests under load: API server crash, two replicas, duplicates, bad requests.
+	go test -tags faults ./test/faults/ -count=1 -v -timeout 20m
+
+.PHONY: bench
+bench: manifests generate envtest ## Benchmarks: codec and reducer Go benchmarks, then group commit vs one write per event under load.
+	go test ./webhookserver/ -run '^$$' -bench . -benchmem -count 1
+	go run ./hack/bench $(BENCH_FLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -33,6 +33,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
+	"chatgroup.dev/chatgroup-operator/internal/operatortest"
 	"chatgroup.dev/chatgroup-operator/internal/testenv"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
@@ -49,10 +50,10 @@ func scenarios(scale float64) []scenario {
 	n := func(events int) int { return max(int(float64(events)*scale), 100) }
 	return []scenario{{
 		name: "hot",
-		what: "10 hot groups, as fast as 64 connections go",
+		what: "10 hot groups, as fast as 256 connections go",
 		workload: loadgen.Workload{Provider: imv1.ProviderTencent, Events: n(8000), Groups: 10,
 			LeaveFraction: 0.25, Seed: 1},
-		opts: loadgen.Options{Concurrency: 64},
+		opts: loadgen.Options{Concurrency: 256},
 	}, {
 		name: "spread",
 		what: "1,000 groups, as fast as 64 connections go",
@@ -153,16 +154,18 @@ func run(only string, scale float64, memoryGroups int) error {
 // runMode starts a manager with the callback server in one mode, sends the
 // scenario's load to it, and verifies the result.
 func runMode(ctx context.Context, env *testenv.Env, ns string, sc scenario, baseline bool) (result, error) {
-	target, err := setUpReceiver(ctx, env, ns, sc.workload.Provider)
+	target, err := operatortest.SetUpReceiver(ctx, env.Client, ns, sc.workload.Provider)
 	if err != nil {
 		return result{}, err
 	}
-	baseURL, stop, err := startManager(env, baseline)
+	opts := webhookserver.DefaultOptions()
+	opts.OneWritePerEvent = baseline
+	replica, err := operatortest.StartReplica(env.Config, env.Scheme, opts)
 	if err != nil {
 		return result{}, err
 	}
-	defer stop()
-	target.BaseURLs = []string{baseURL}
+	defer func() { logErr(replica.Stop()) }()
+	target.BaseURLs = []string{replica.URL}
 
 	w := sc.workload
 	w.GroupPrefix = ns
@@ -212,66 +215,6 @@ func printComparison(r [2]result) {
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// setUpReceiver creates a namespace with a receiver and its Secret, and
-// sets the receiver's status as the ChatReceiver reconciler would.
-func setUpReceiver(ctx context.Context, env *testenv.Env, ns string, provider imv1.Provider) (loadgen.Target, error) {
-	const token = "bench-token"
-	target := loadgen.Target{Token: token, WebhookPath: imv1.WebhookPath(ns, "bench", token)}
-	if provider == imv1.ProviderTencent {
-		target.AppID = "1400000000"
-	}
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return target, err
-	}
-	if err := env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
-		StringData: map[string]string{imv1.TokenKey: token}}); err != nil {
-		return target, err
-	}
-	rcv := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
-		Spec: imv1.ChatReceiverSpec{Provider: provider, AppID: target.AppID, SecretRef: imv1.SecretReference{Name: "bench"},
-			RateLimit: &imv1.RateLimit{RequestsPerSecond: 1000000, Burst: 1000000}}}
-	if err := env.Client.Create(ctx, rcv); err != nil {
-		return target, err
-	}
-	rcv.Status.WebhookPath = target.WebhookPath
-	return target, env.Client.Status().Update(ctx, rcv)
-}
-
-// startManager runs a manager with the callback server, configured as
-// main.go configures it, and returns its base URL.
-func startManager(env *testenv.Env, baseline bool) (string, func(), error) {
-	cfg := *env.Config
-	cfg.QPS, cfg.Burst = 2000, 4000 // main.go's defaults
-	mgr, err := ctrl.NewManager(&cfg, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		return "", nil, err
-	}
-	opts := webhookserver.DefaultOptions()
-	opts.Addr = "127.0.0.1:0"
-	opts.OneWritePerEvent = baseline
-	srv := webhookserver.New(mgr, opts)
-	if err := srv.SetupWithManager(mgr); err != nil {
-		return "", nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	stop := func() { cancel(); logErr(<-done) }
-	deadline := time.Now().Add(30 * time.Second)
-	for srv.BoundAddr() == "" || !mgr.GetCache().WaitForCacheSync(ctx) {
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("callback server did not start within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "http://" + srv.BoundAddr(), stop, nil
-}
 
 // counters reads a counter from the manager's registry, by label values.
 func counters(name string) map[string]float64 {

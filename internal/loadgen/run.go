@@ -90,9 +90,9 @@ func (r *Report) Quantile(q float64) time.Duration {
 	return r.Latencies[min(int(q*float64(len(r.Latencies))), len(r.Latencies)-1)]
 }
 
-// Throughput is answered deliveries per second.
+// Throughput is acknowledged (200) deliveries per second.
 func (r *Report) Throughput() float64 {
-	return float64(len(r.Latencies)) / r.Elapsed.Seconds()
+	return float64(r.OK) / r.Elapsed.Seconds()
 }
 
 // Summary is a one-line human summary.
