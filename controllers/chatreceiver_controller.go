@@ -1,0 +1,205 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+)
+
+// secretRefIndex indexes ChatReceivers by the name of their Secret, so that
+// a changed Secret wakes the receivers that use it.
+const secretRefIndex = ".spec.secretRef.name"
+
+// ChatReceiverReconciler publishes each ChatReceiver's webhook paths, which
+// are derived from the tokens in its Secret, and reports whether the
+// receiver can accept callbacks.
+type ChatReceiverReconciler struct {
+	client   client.Client
+	recorder events.EventRecorder
+}
+
+// receiverObservation is what a reconcile learned about a receiver.
+type receiverObservation struct {
+	// specErr is a spec problem the schema cannot catch.
+	specErr error
+	// secretMissing is true when the Secret does not exist.
+	secretMissing bool
+	// token and previousToken are the Secret's tokens.
+	token, previousToken string
+}
+
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+
+// Reconcile brings one ChatReceiver's status up to date.
+func (r *ChatReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	rcv := &imv1.ChatReceiver{}
+	if err := r.client.Get(ctx, req.NamespacedName, rcv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := rcv.DeepCopy()
+	defer func() {
+		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, base, rcv)})
+	}()
+
+	obs := receiverObservation{specErr: validateReceiver(&rcv.Spec)}
+	if obs.specErr == nil {
+		var err error
+		if obs, err = r.readTokens(ctx, rcv); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	setReceiverStatus(rcv, obs)
+	r.reportTransition(base, rcv)
+	// A missing Secret or token is not retried: the Secret watch wakes the
+	// receiver when it changes. An invalid spec waits for a spec change.
+	return ctrl.Result{}, nil
+}
+
+// readTokens reads the tokens from the receiver's Secret.
+func (r *ChatReceiverReconciler) readTokens(ctx context.Context, rcv *imv1.ChatReceiver) (receiverObservation, error) {
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
+	if err := r.client.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return receiverObservation{secretMissing: true}, nil
+		}
+		return receiverObservation{}, fmt.Errorf("reading Secret %s: %w", key.Name, err)
+	}
+	return receiverObservation{
+		token:         string(secret.Data[imv1.TokenKey]),
+		previousToken: string(secret.Data[imv1.PreviousTokenKey]),
+	}, nil
+}
+
+// validateReceiver checks what the schema cannot: allowedCIDRs parse.
+func validateReceiver(spec *imv1.ChatReceiverSpec) error {
+	for _, cidr := range spec.AllowedCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("allowedCIDRs: %w", err)
+		}
+	}
+	return nil
+}
+
+// setReceiverStatus derives the receiver's paths and conditions. Without
+// a usable token the paths are cleared, so that no path keeps pointing at a
+// receiver that cannot authenticate callbacks. lastEventTime belongs to the
+// callback server and is left alone.
+func setReceiverStatus(rcv *imv1.ChatReceiver, obs receiverObservation) {
+	st := &rcv.Status
+	gen := rcv.Generation
+	st.ObservedGeneration = gen
+	st.WebhookPath, st.PreviousWebhookPath = "", ""
+
+	switch {
+	case obs.specErr != nil:
+		msg := "Invalid spec: " + obs.specErr.Error()
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.InvalidSpecReason, msg)
+		setCondition(&st.Conditions, gen, imv1.StalledCondition, metav1.ConditionTrue, imv1.InvalidSpecReason, msg)
+		return
+	case obs.secretMissing:
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.SecretNotFoundReason,
+			fmt.Sprintf("Secret %s/%s not found", rcv.Namespace, rcv.Spec.SecretRef.Name))
+	case obs.token == "":
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.TokenNotFoundReason,
+			fmt.Sprintf("Secret %s/%s has no %q key (or it is empty)", rcv.Namespace, rcv.Spec.SecretRef.Name, imv1.TokenKey))
+	default:
+		st.WebhookPath = imv1.WebhookPath(rcv.Namespace, rcv.Name, obs.token)
+		if obs.previousToken != "" {
+			st.PreviousWebhookPath = imv1.WebhookPath(rcv.Namespace, rcv.Name, obs.previousToken)
+		}
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionTrue, imv1.SucceededReason,
+			// Not the path itself: for OpenIM it is the credential, and
+			// the message shows in kubectl get.
+			"Receiving callbacks at status.webhookPath")
+	}
+	meta.RemoveStatusCondition(&st.Conditions, imv1.StalledCondition)
+}
+
+// reportTransition sends an Event when Ready changes. The note never holds
+// the webhook path: for OpenIM the path is the credential, and Events are
+// often readable more widely than the receiver.
+func (r *ChatReceiverReconciler) reportTransition(base, rcv *imv1.ChatReceiver) {
+	if !readyChanged(base.Status.Conditions, rcv.Status.Conditions) {
+		return
+	}
+	ready := meta.FindStatusCondition(rcv.Status.Conditions, imv1.ReadyCondition)
+	if ready.Status == metav1.ConditionTrue {
+		r.recorder.Eventf(rcv, nil, corev1.EventTypeNormal, ready.Reason, reconcileAction, "Receiving callbacks")
+		return
+	}
+	r.recorder.Eventf(rcv, nil, corev1.EventTypeWarning, ready.Reason, reconcileAction, "%s", ready.Message)
+}
+
+// patchStatus writes the reconciler's status fields with a merge patch
+// that holds only them: lastEventTime, written by the callback server, is
+// never part of it.
+func (r *ChatReceiverReconciler) patchStatus(ctx context.Context, base, rcv *imv1.ChatReceiver) error {
+	if equality.Semantic.DeepEqual(base.Status, rcv.Status) {
+		return nil
+	}
+	patch, err := ownedStatusPatch(map[string]any{
+		"observedGeneration":  rcv.Status.ObservedGeneration,
+		"conditions":          rcv.Status.Conditions,
+		"webhookPath":         rcv.Status.WebhookPath,
+		"previousWebhookPath": rcv.Status.PreviousWebhookPath,
+	})
+	if err != nil {
+		return err
+	}
+	patched := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: rcv.Namespace, Name: rcv.Name}}
+	if err := r.client.Status().Patch(ctx, patched, patch); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("patching ChatReceiver status: %w", err))
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler, the Secret index and the
+// watches. Status-only updates (lastEventTime) do not wake the reconciler.
+func (r *ChatReceiverReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &imv1.ChatReceiver{}, secretRefIndex,
+		func(obj client.Object) []string { return []string{obj.(*imv1.ChatReceiver).Spec.SecretRef.Name} })
+	if err != nil {
+		return fmt.Errorf("indexing ChatReceivers by Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("chatreceiver").
+		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.receiversForSecret)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// receiversForSecret maps a Secret to the receivers that reference it.
+func (r *ChatReceiverReconciler) receiversForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var receivers imv1.ChatReceiverList
+	if err := r.client.List(ctx, &receivers, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Unable to list ChatReceivers for a Secret", "secret", secret.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(receivers.Items))
+	for i := range receivers.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&receivers.Items[i])}
+	}
+	return reqs
+}

@@ -1,0 +1,252 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+)
+
+// Environment variables passed to every container and init container of a
+// trigger's Job. They come first in the container's env, so the template's
+// own variables can refer to them with $(CHATGROUP_...); a template variable
+// with the same name is dropped.
+const (
+	EnvName           = "CHATGROUP_NAME"
+	EnvNamespace      = "CHATGROUP_NAMESPACE"
+	EnvProvider       = "CHATGROUP_PROVIDER"
+	EnvAppID          = "CHATGROUP_APP_ID"
+	EnvGroupID        = "CHATGROUP_GROUP_ID"
+	EnvTrigger        = "CHATGROUP_TRIGGER"
+	EnvEvent          = "CHATGROUP_EVENT"
+	EnvReason         = "CHATGROUP_REASON"
+	EnvSeq            = "CHATGROUP_SEQ"
+	EnvMembers        = "CHATGROUP_MEMBERS"
+	EnvMembersOmitted = "CHATGROUP_MEMBERS_OMITTED"
+	EnvOperator       = "CHATGROUP_OPERATOR"
+	EnvEventTime      = "CHATGROUP_EVENT_TIME"
+	EnvEventJSON      = "CHATGROUP_EVENT_JSON"
+)
+
+const (
+	// maxJobNameLength leaves room for the suffixes Kubernetes appends to
+	// names derived from the Job's (the same bound CronJob uses).
+	maxJobNameLength = 52
+	// jobHashLength is the number of hex characters of the name hash: 64
+	// bits, so collisions between the Jobs of one trigger are negligible
+	// even with millions of Jobs (and they are detected through labels).
+	jobHashLength = 16
+	// maxLabelValueLength is the Kubernetes limit on label values.
+	maxLabelValueLength = 63
+)
+
+// jobName derives the name of the Job a trigger starts for one journal
+// entry: <trigger name, sanitized and truncated>-<16 hex chars of sha256 of
+// the group's namespace, name and UID, the trigger name and the seq>.
+//
+// The name is deterministic so that creating it is idempotent: a crash
+// between creating the Job and recording the trigger's cursor cannot start
+// the work twice. The group's UID is included because a re-created group
+// starts its journal again at seq 1 and must not collide with the Jobs of
+// the previous one. The trigger's name (not its UID) is used so that
+// re-creating a trigger, as GitOps tools do, does not run its Jobs again.
+func jobName(cg *imv1.ChatGroup, trigger string, seq int64) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%s/%s/%d", cg.Namespace, cg.Name, cg.UID, trigger, seq))
+	hash := hex.EncodeToString(sum[:])[:jobHashLength]
+	return dnsLabelPrefix(trigger, maxJobNameLength-1-jobHashLength, "trigger") + "-" + hash
+}
+
+// dnsLabelPrefix turns s into the start of a DNS-1123 label of at most max
+// characters: lower case alphanumerics and '-', starting and ending with an
+// alphanumeric. It returns fallback when nothing is left.
+func dnsLabelPrefix(s string, maxLen int, fallback string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if b.Len() >= maxLen {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	if out := strings.Trim(b.String(), "-"); out != "" {
+		return out
+	}
+	return fallback
+}
+
+// labelValue makes an object name usable as a label value. Names longer
+// than a label value allows are cut and given a hash suffix, so that they
+// stay distinct.
+func labelValue(name string) string {
+	if len(name) <= maxLabelValueLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	prefix := strings.TrimRight(name[:maxLabelValueLength-11], "-._")
+	return prefix + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// jobLabels are the labels that tie a Job to its group, trigger and journal
+// entry. They are also how an existing Job is recognised as ours.
+func jobLabels(cg *imv1.ChatGroup, trigger string, seq int64) map[string]string {
+	return map[string]string{
+		imv1.GroupLabel:   labelValue(cg.Name),
+		imv1.TriggerLabel: labelValue(trigger),
+		imv1.SeqLabel:     strconv.FormatInt(seq, 10),
+	}
+}
+
+// isJobFor reports whether an existing Job was created for this group,
+// trigger and seq.
+func isJobFor(job *batchv1.Job, cg *imv1.ChatGroup, trigger string, seq int64) bool {
+	for k, v := range jobLabels(cg, trigger, seq) {
+		if job.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// buildJob renders a trigger's jobTemplate for one journal entry. The
+// caller sets the owner reference.
+func buildJob(cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, entry *imv1.JournalEntry) (*batchv1.Job, error) {
+	tmpl := trig.Spec.JobTemplate.DeepCopy()
+	labels := jobLabels(cg, trig.Name, entry.Seq)
+	env, err := jobEnv(cg, trig.Name, entry)
+	if err != nil {
+		return nil, err
+	}
+
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        jobName(cg, trig.Name, entry.Seq),
+			Namespace:   cg.Namespace,
+			Labels:      mergeLabels(tmpl.Labels, labels),
+			Annotations: tmpl.Annotations,
+		},
+		Spec: tmpl.Spec,
+	}
+	podTmpl := &job.Spec.Template
+	podTmpl.Labels = mergeLabels(podTmpl.Labels, labels)
+	for i := range podTmpl.Spec.InitContainers {
+		podTmpl.Spec.InitContainers[i].Env = withEnv(podTmpl.Spec.InitContainers[i].Env, env)
+	}
+	for i := range podTmpl.Spec.Containers {
+		podTmpl.Spec.Containers[i].Env = withEnv(podTmpl.Spec.Containers[i].Env, env)
+	}
+	return job, nil
+}
+
+// mergeLabels returns base with extra added; extra wins.
+func mergeLabels(base, extra map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(extra))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// withEnv puts ours first and drops the container's variables that have
+// the same names.
+func withEnv(theirs, ours []corev1.EnvVar) []corev1.EnvVar {
+	taken := make(map[string]bool, len(ours))
+	out := make([]corev1.EnvVar, 0, len(ours)+len(theirs))
+	for _, e := range ours {
+		taken[e.Name] = true
+		out = append(out, e)
+	}
+	for _, e := range theirs {
+		if !taken[e.Name] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// jobEvent is the CHATGROUP_EVENT_JSON document: the group's identity and
+// the whole journal entry.
+type jobEvent struct {
+	Namespace      string         `json:"namespace"`
+	Name           string         `json:"name"`
+	Provider       imv1.Provider  `json:"provider"`
+	AppID          string         `json:"appID,omitempty"`
+	GroupID        string         `json:"groupID"`
+	Trigger        string         `json:"trigger"`
+	Seq            int64          `json:"seq"`
+	Kind           imv1.EventKind `json:"kind"`
+	Reason         string         `json:"reason,omitempty"`
+	Members        []string       `json:"members,omitempty"`
+	MembersOmitted int32          `json:"membersOmitted,omitempty"`
+	Operator       string         `json:"operator,omitempty"`
+	Message        string         `json:"message,omitempty"`
+	Time           string         `json:"time"`
+	Key            string         `json:"key"`
+}
+
+// jobEnv is the event passed to a Job, as individual variables and as one
+// JSON document.
+func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.EnvVar, error) {
+	eventTime := e.Time.UTC().Format(time.RFC3339Nano)
+	doc, err := json.Marshal(jobEvent{
+		Namespace: cg.Namespace, Name: cg.Name,
+		Provider: cg.Spec.Provider, AppID: cg.Spec.AppID, GroupID: cg.Spec.GroupID,
+		Trigger: trigger, Seq: e.Seq, Kind: e.Kind, Reason: string(e.Reason),
+		Members: e.Members, MembersOmitted: e.MembersOmitted,
+		Operator: e.Operator, Message: e.Message, Time: eventTime, Key: e.Key,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the event: %w", err)
+	}
+	vars := []struct{ name, value string }{
+		{EnvName, cg.Name},
+		{EnvNamespace, cg.Namespace},
+		{EnvProvider, string(cg.Spec.Provider)},
+		{EnvAppID, cg.Spec.AppID},
+		{EnvGroupID, cg.Spec.GroupID},
+		{EnvTrigger, trigger},
+		{EnvEvent, string(e.Kind)},
+		{EnvReason, string(e.Reason)},
+		{EnvSeq, strconv.FormatInt(e.Seq, 10)},
+		{EnvMembers, strings.Join(e.Members, ",")},
+		{EnvMembersOmitted, strconv.FormatInt(int64(e.MembersOmitted), 10)},
+		{EnvOperator, e.Operator},
+		{EnvEventTime, eventTime},
+		{EnvEventJSON, string(doc)},
+	}
+	env := make([]corev1.EnvVar, len(vars))
+	for i, v := range vars {
+		env[i] = corev1.EnvVar{Name: v.name, Value: v.value}
+	}
+	return env, nil
+}
+
+// jobOutcome reads a Job's state from its terminal conditions.
+func jobOutcome(job *batchv1.Job) imv1.JobOutcome {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return imv1.JobSucceeded
+		case batchv1.JobFailed:
+			return imv1.JobFailed
+		}
+	}
+	return imv1.JobRunning
+}

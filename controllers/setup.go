@@ -1,0 +1,85 @@
+// Package controllers holds the reconcilers: ChatReceiver (webhook paths
+// from Secrets), ChatGroupTrigger (spec validation) and ChatGroup (Events
+// for the journal, trigger Jobs, conditions and TTL). They run on the
+// elected leader only; the callback server in webhookserver runs on every
+// replica.
+package controllers
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// Options configures the reconcilers.
+type Options struct {
+	// MaxConcurrentReconciles bounds the objects of each kind reconciled in
+	// parallel.
+	MaxConcurrentReconciles int
+	// EventRecorderName is the reportingController of the Events the
+	// reconcilers send.
+	EventRecorderName string
+}
+
+// DefaultOptions returns the defaults used for unset fields.
+func DefaultOptions() Options {
+	return Options{
+		MaxConcurrentReconciles: 4,
+		EventRecorderName:       "chatgroup-controller",
+	}
+}
+
+// withDefaults fills in unset fields.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = d.MaxConcurrentReconciles
+	}
+	if o.EventRecorderName == "" {
+		o.EventRecorderName = d.EventRecorderName
+	}
+	return o
+}
+
+// BindFlags registers the options as command-line flags, with the current
+// values (or the defaults, for unset fields) as flag defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	*o = o.withDefaults()
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
+		"Objects of each kind (ChatGroup, ChatReceiver, ChatGroupTrigger) reconciled in parallel.")
+	fs.StringVar(&o.EventRecorderName, "event-recorder-name", o.EventRecorderName,
+		"Reporting controller name of the Kubernetes Events the reconcilers send.")
+}
+
+// SetupWithManager registers every reconciler with the manager. They need
+// leader election, which is controller-runtime's default for controllers.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	opts = opts.withDefaults()
+	recorder := mgr.GetEventRecorder(opts.EventRecorderName)
+	if recorder == nil {
+		return errors.New("the manager has no event recorder")
+	}
+	receivers := &ChatReceiverReconciler{client: mgr.GetClient(), recorder: recorder}
+	if err := receivers.SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the ChatReceiver controller: %w", err)
+	}
+	triggers := &ChatGroupTriggerReconciler{client: mgr.GetClient(), recorder: recorder}
+	if err := triggers.SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the ChatGroupTrigger controller: %w", err)
+	}
+	groups := &ChatGroupReconciler{
+		client:    mgr.GetClient(),
+		apiReader: mgr.GetAPIReader(),
+		scheme:    mgr.GetScheme(),
+		recorder:  recorder,
+		writes:    newStatusWrites(),
+		now:       time.Now,
+	}
+	if err := groups.SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the ChatGroup controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+// Command manager runs the chatgroup-operator: the callback server on every
+// replica and the reconcilers on the elected leader.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/controllers"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
+)
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(imv1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr string
+		secureMetrics          bool
+		enableHTTP2            bool
+		leaderElect            bool
+		leaderElectionID       string
+		kubeQPS                float64
+		kubeBurst              int
+		ctrlOpts               controllers.Options
+		cbOpts                 = webhookserver.DefaultOptions()
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
+		"Address the metrics endpoint binds to, for example :8443 (HTTPS) or :8080 (with --metrics-secure=false). 0 disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, with authentication and authorization through the API server.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset).")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false,
+		"Elect a leader to run the reconcilers. The callback server runs on every replica regardless.")
+	flag.StringVar(&leaderElectionID, "leader-election-id", "chatgroup-operator.im.chatgroup.dev",
+		"Name of the Lease used for leader election.")
+	// Spread load cannot be batched: 1,000 callbacks/s over 1,000 groups
+	// are about 1,000 status writes/s, so the client-side limit sits above
+	// that and the API server's priority and fairness does the rest.
+	flag.Float64Var(&kubeQPS, "kube-api-qps", 2000, "Client-side rate limit for API server requests per second.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", 4000, "Client-side burst for API server requests.")
+	cbOpts.BindFlags(flag.CommandLine)
+	ctrlOpts.BindFlags(flag.CommandLine)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := cbOpts.Validate(); err != nil {
+		setupLog.Error(err, "Invalid callback server flags")
+		os.Exit(2)
+	}
+
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   metricsAddr,
+		SecureServing: secureMetrics,
+		TLSOpts:       tlsOpts,
+	}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS = float32(kubeQPS)
+	restConfig.Burst = kubeBurst
+
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr.To(15 * time.Second),
+		// Only Jobs started by triggers are watched: caching every Job in
+		// the cluster would cost memory for nothing.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: triggerJobs()},
+		}},
+	})
+	if err != nil {
+		setupLog.Error(err, "Unable to create manager")
+		os.Exit(1)
+	}
+
+	if err := webhookserver.New(mgr, cbOpts).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "Unable to set up the callback server")
+		os.Exit(1)
+	}
+	if err := controllers.SetupWithManager(mgr, ctrlOpts); err != nil {
+		setupLog.Error(err, "Unable to set up the controllers")
+		os.Exit(1)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Unable to set up health check")
+		os.Exit(1)
+	}
+
+	setupLog.Info("Starting manager", "callbackAddress", cbOpts.Addr, "leaderElection", leaderElect)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "Manager exited with an error")
+		os.Exit(1)
+	}
+}
+
+// triggerJobs selects the Jobs that ChatGroupTriggers create.
+func triggerJobs() labels.Selector {
+	req, err := labels.NewRequirement(imv1.GroupLabel, selection.Exists, nil)
+	utilruntime.Must(err)
+	return labels.NewSelector().Add(*req)
+}
