@@ -100,7 +100,7 @@ run: manifests generate fmt vet ## Run the manager against the cluster in your k
 
 .PHONY: run-local
 run-local: ## Start a local control plane, install the operator and run it (Ctrl-C stops everything).
-	@echo "run-local: not yet implemented"; exit 1
+	go run ./hack/run-local $(RUN_LOCAL_FLAGS)
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).

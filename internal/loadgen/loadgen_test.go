@@ -32,7 +32,7 @@ func TestNewPlan(t *testing.T) {
 		var body map[string]any
 		g.Expect(json.Unmarshal(ev.Body, &body)).To(Succeed())
 		g.Expect(body["CallbackCommand"]).To(Equal(ev.Command))
-		g.Expect(ev.Phase == 1).To(Equal(ev.Leave))
+		g.Expect(ev.Phase).To(Equal(map[bool]int{false: 0, true: 1}[ev.Leave]))
 		users[ev.User]++
 		if ev.GroupID == "p-0" || ev.GroupID == "p-1" {
 			hot++
@@ -61,7 +61,7 @@ func TestRunAndVerify(t *testing.T) {
 
 	var mu sync.Mutex
 	members, applied := map[string]bool{}, map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Inviter string   `json:"inviterUserID"`
 			User    string   `json:"userID"`
