@@ -252,8 +252,10 @@ type ChatGroupStatus struct {
 	// members are the current members, sorted by userID. Above the member
 	// bound the list is truncated and memberCount stays exact.
 	// +optional
-	// +listType=map
-	// +listMapKey=userID
+	// Atomic, not a map keyed by userID: only the callback server writes
+	// the list, and an atomic list costs the API server markedly less per
+	// write of a large group (docs/benchmarks.md).
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=50000
 	Members []GroupMember `json:"members,omitempty"`
 
@@ -264,8 +266,7 @@ type ChatGroupStatus struct {
 
 	// departed are recent departures, newest last; bounded.
 	// +optional
-	// +listType=map
-	// +listMapKey=userID
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=5000
 	Departed []Departure `json:"departed,omitempty"`
 

@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -262,8 +263,16 @@ func measureMemory(ctx context.Context, env *testenv.Env, n int) error {
 	defer func() { cancel(); logErr(<-done) }()
 	var list imv1.ChatGroupList
 	start := time.Now()
-	if err := mgr.GetCache().List(ctx, &list); err != nil { // starts and syncs the informer
-		return err
+	for { // the first List starts the informer and waits for it to sync
+		err := mgr.GetCache().List(ctx, &list)
+		var notStarted *cache.ErrCacheNotStarted
+		if !errors.As(err, &notStarted) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	synced := time.Since(start)
 	after := heapInUse()
