@@ -45,6 +45,7 @@ func main() {
 		enableHTTP2            bool
 		leaderElect            bool
 		leaderElectionID       string
+		leaderElectionNS       string
 		kubeQPS                float64
 		kubeBurst              int
 		ctrlOpts               controllers.Options
@@ -61,6 +62,8 @@ func main() {
 		"Elect a leader to run the reconcilers. The callback server runs on every replica regardless.")
 	flag.StringVar(&leaderElectionID, "leader-election-id", "chatgroup-operator.im.chatgroup.dev",
 		"Name of the Lease used for leader election.")
+	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; defaults to the pod's namespace, and is required out of cluster.")
 	// Spread load cannot be batched: 1,000 callbacks/s over 1,000 groups
 	// are about 1,000 status writes/s, so the client-side limit sits above
 	// that and the API server's priority and fairness does the rest.
@@ -102,6 +105,7 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr.To(15 * time.Second),
 		// Only Jobs started by triggers are watched: caching every Job in

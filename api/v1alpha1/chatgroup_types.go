@@ -262,6 +262,7 @@ type ChatGroupStatus struct {
 	// memberCount is the number of current members. It is always written,
 	// so that kubectl prints 0 rather than <none>.
 	// +optional
+	// +kubebuilder:default=0
 	MemberCount int32 `json:"memberCount"`
 
 	// departed are recent departures, newest last; bounded.
@@ -274,6 +275,7 @@ type ChatGroupStatus struct {
 	// until a Created event newer than disbandedAt starts a new incarnation.
 	// It is always written, so that kubectl prints false rather than <none>.
 	// +optional
+	// +kubebuilder:default=false
 	Disbanded bool `json:"disbanded"`
 
 	// disbandedAt is the time of the last disband. Events older than it are
@@ -349,8 +351,11 @@ type ChatGroup struct {
 	// +required
 	Spec ChatGroupSpec `json:"spec"`
 
-	// status mirrors the group's state.
+	// status mirrors the group's state. It defaults to an empty object so
+	// that memberCount and disbanded are always present: a merge patch
+	// never carries a field whose value did not change.
 	// +optional
+	// +kubebuilder:default={}
 	Status ChatGroupStatus `json:"status,omitzero"`
 }
 

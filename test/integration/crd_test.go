@@ -15,6 +15,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -66,6 +67,30 @@ func TestChatGroup_specIsImmutable(t *testing.T) {
 	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(cg), cg)).To(Succeed())
 	cg.Labels = map[string]string{"team": "support"}
 	g.Expect(env.Client.Update(ctx, cg)).To(Succeed())
+}
+
+// TestChatGroup_statusDefaults: memberCount and disbanded are present from
+// creation on. The callback server writes status with merge patches, which
+// leave out fields whose value did not change; without the defaults a new
+// group's disbanded column would stay empty until it was disbanded.
+func TestChatGroup_statusDefaults(t *testing.T) {
+	env := testenv.Start(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+
+	cg := &imv1.ChatGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "openim-g1", Namespace: "default"},
+		Spec:       imv1.ChatGroupSpec{Provider: imv1.ProviderOpenIM, GroupID: "g1"},
+	}
+	g.Expect(env.Client.Create(ctx, cg)).To(Succeed())
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(imv1.GroupVersion.WithKind("ChatGroup"))
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(cg), raw)).To(Succeed())
+	disbanded, found, _ := unstructured.NestedBool(raw.Object, "status", "disbanded")
+	g.Expect(found && !disbanded).To(BeTrue(), "status.disbanded defaults to false: %v", raw.Object["status"])
+	count, found, _ := unstructured.NestedInt64(raw.Object, "status", "memberCount")
+	g.Expect(found).To(BeTrue(), "status.memberCount defaults to 0: %v", raw.Object["status"])
+	g.Expect(count).To(BeZero())
 }
 
 func TestChatGroup_validation(t *testing.T) {
