@@ -63,8 +63,13 @@ verify-generated: manifests generate build-installer ## Fail if generated files 
 		git status --porcelain -- api config dist; git diff --stat -- api config dist; exit 1; fi
 
 .PHONY: test
-test: manifests generate fmt vet envtest ## Run every test: unit, envtest integration and e2e.
+test: manifests generate fmt vet local-cluster ## Run every test: unit, envtest integration and e2e.
 	go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+	$(MAKE) --no-print-directory test-e2e
+
+.PHONY: test-e2e
+test-e2e: local-cluster ## End to end: local control plane with kwok, dist/install.yaml, the manager out of cluster, callbacks over HTTP.
+	go test -tags e2e ./test/e2e/... -count=1 -v -timeout 15m
 
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
@@ -73,6 +78,10 @@ test-unit: ## Run only the tests that need no control plane.
 .PHONY: envtest
 envtest: ## Build the envtest control plane (etcd, kube-apiserver) and kubectl into bin/k8s.
 	@$(BUILD_TOOLS) $(ENVTEST_BINARIES)
+
+.PHONY: local-cluster
+local-cluster: ## Build the full local control plane: the envtest binaries, kube-controller-manager, kube-scheduler and kwok.
+	@$(BUILD_TOOLS) $(LOCAL_BINARIES)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
@@ -100,7 +109,8 @@ run: manifests generate fmt vet ## Run the manager against the cluster in your k
 
 .PHONY: run-local
 run-local: ## Start a local control plane, install the operator and run it (Ctrl-C stops everything).
-	go run ./hack/run-local $(RUN_LOCAL_FLAGS)
+	go build -o bin/run-local ./hack/run-local
+	bin/run-local $(RUN_LOCAL_FLAGS)
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
