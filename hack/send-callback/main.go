@@ -1,0 +1,317 @@
+// Command send-callback sends one group callback to the operator the way
+// Tencent Cloud Chat or OpenIM would: same URL, query, headers, signature
+// and body. It prints the reply and exits non-zero unless the operator
+// acknowledged the event.
+//
+// With --receiver it reads the ChatReceiver's provider, appID, webhook path
+// and token from the cluster; otherwise pass --provider, --path, --token and
+// --app-id.
+//
+//	go run ./hack/send-callback --receiver default/tencent --command join --group '@TGS#2J4SZEAEL' --users bob
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+)
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ error }
+
+type options struct {
+	url, kubeconfig, receiver     string
+	provider, path, token         string
+	appID                         string
+	command, group, users         string
+	operator, owner, prevOwner    string
+	reason, name, notification    string
+	groupType, role, nameCard     string
+	eventTime, operationID        string
+	numericEventTime, openIMQuery bool
+	timeout                       time.Duration
+}
+
+func main() {
+	var o options
+	fs := flag.CommandLine
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8082", "Base URL of the operator's callback server.")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Kubeconfig for --receiver (default: $KUBECONFIG, then ~/.kube/config).")
+	fs.StringVar(&o.receiver, "receiver", "", "ChatReceiver as namespace/name (or name, in the kubeconfig's namespace) to read the provider, path and token from.")
+	fs.StringVar(&o.provider, "provider", "", "tencent or openim (default: the receiver's provider).")
+	fs.StringVar(&o.path, "path", "", "Webhook path, the receiver's status.webhookPath (instead of --receiver).")
+	fs.StringVar(&o.token, "token", "", "Tencent signing token (instead of --receiver).")
+	fs.StringVar(&o.appID, "app-id", "", "Tencent SdkAppid (default: the receiver's appID).")
+	fs.StringVar(&o.command, "command", "", "What happened: "+strings.Join(actionNames(), ", ")+" (required).")
+	fs.StringVar(&o.group, "group", "", "Group ID (required).")
+	fs.StringVar(&o.users, "users", "", "Comma-separated user IDs: the members created, joining, leaving or in the group at the disband; for member-field the member.")
+	fs.StringVar(&o.operator, "operator", "", "User who made the change (default depends on the command).")
+	fs.StringVar(&o.owner, "owner", "", "Group owner (create, disband) or new owner (owner).")
+	fs.StringVar(&o.prevOwner, "previous-owner", "", "Owner before the transfer (owner).")
+	fs.StringVar(&o.reason, "reason", "", "Kick reason (OpenIM only).")
+	fs.StringVar(&o.name, "name", "", "Group name (create, disband) or new name (info).")
+	fs.StringVar(&o.notification, "notification", "", "New group notice (info).")
+	fs.StringVar(&o.groupType, "type", "", "Tencent group type (default Public).")
+	fs.StringVar(&o.role, "role", "", "New role for member-field: Admin or Member.")
+	fs.StringVar(&o.nameCard, "name-card", "", "New group nickname for member-field.")
+	fs.StringVar(&o.eventTime, "event-time", "", "Event time as RFC 3339 or Unix milliseconds (default: now).")
+	fs.StringVar(&o.operationID, "operation-id", "", "OpenIM operationID header (default: generated).")
+	fs.BoolVar(&o.numericEventTime, "numeric-event-time", false, "Send Tencent's EventTime as a JSON number instead of a quoted string.")
+	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append ?contenttype=json to OpenIM URLs, as OpenIM's docs show.")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "Timeout for the whole command.")
+	flag.Parse()
+
+	var err error
+	if flag.NArg() > 0 {
+		err = usageError{fmt.Errorf("unexpected argument %q: every input is a flag", flag.Arg(0))}
+	} else {
+		err = run(o)
+	}
+	var uerr usageError
+	switch {
+	case errors.As(err, &uerr):
+		fmt.Fprintf(os.Stderr, "send-callback: %v\nRun with -h for the flags.\n", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "send-callback: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func actionNames() []string {
+	names := make([]string, len(callbacks.Actions))
+	for i, a := range callbacks.Actions {
+		names[i] = string(a)
+	}
+	return names
+}
+
+func run(o options) error {
+	action, params, err := parseChange(o)
+	if err != nil {
+		return usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	ep, err := endpoint(ctx, o)
+	if err != nil {
+		return err
+	}
+	cbs, err := ep.Provider.Build(action, params)
+	if err != nil {
+		return usageError{err}
+	}
+	httpClient := &http.Client{}
+	for _, cb := range cbs {
+		if err := send(ctx, httpClient, ep, o.url, cb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseChange turns the flags describing the group change into Params.
+func parseChange(o options) (callbacks.Action, callbacks.Params, error) {
+	if o.command == "" || o.group == "" {
+		return "", callbacks.Params{}, errors.New("--command and --group are required")
+	}
+	action, err := callbacks.ParseAction(o.command)
+	if err != nil {
+		return "", callbacks.Params{}, err
+	}
+	at, err := parseEventTime(o.eventTime)
+	if err != nil {
+		return "", callbacks.Params{}, err
+	}
+	return action, callbacks.Params{
+		GroupID:       o.group,
+		Users:         splitList(o.users),
+		Operator:      o.operator,
+		Owner:         o.owner,
+		PreviousOwner: o.prevOwner,
+		Reason:        o.reason,
+		GroupName:     o.name,
+		Notification:  o.notification,
+		GroupType:     o.groupType,
+		Role:          o.role,
+		NameCard:      o.nameCard,
+		EventTime:     at,
+		OperationID:   o.operationID,
+	}, nil
+}
+
+func parseEventTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--event-time %q is neither RFC 3339 nor Unix milliseconds", s)
+	}
+	return t, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// endpoint resolves where to send and how to sign: from the receiver in
+// the cluster, from flags, or both, with flags taking precedence.
+func endpoint(ctx context.Context, o options) (callbacks.Endpoint, error) {
+	var ep callbacks.Endpoint
+	if o.receiver != "" {
+		var err error
+		if ep, err = receiverEndpoint(ctx, o.kubeconfig, o.receiver); err != nil {
+			return ep, err
+		}
+	}
+	provider, appID, token := describe(ep.Provider)
+	provider, appID, token = firstSet(o.provider, provider), firstSet(o.appID, appID), firstSet(o.token, token)
+	ep.Path = firstSet(o.path, ep.Path)
+	if ep.Path == "" {
+		return ep, usageError{errors.New("pass --receiver, or --path with the receiver's status.webhookPath")}
+	}
+	if provider == "" {
+		return ep, usageError{errors.New("pass --provider tencent|openim, or --receiver")}
+	}
+	p, err := callbacks.New(provider, appID, token)
+	if err != nil {
+		return ep, usageError{err}
+	}
+	switch v := p.(type) {
+	case callbacks.Tencent:
+		v.NumericEventTime = o.numericEventTime
+		p = v
+	case callbacks.OpenIM:
+		v.ContentTypeQuery = o.openIMQuery
+		p = v
+	}
+	ep.Provider = p
+	return ep, nil
+}
+
+// describe returns what a receiver's provider was configured with.
+func describe(p callbacks.Provider) (provider, appID, token string) {
+	switch v := p.(type) {
+	case callbacks.Tencent:
+		return string(v.Name()), v.AppID, v.Token
+	case callbacks.OpenIM:
+		return string(v.Name()), "", ""
+	}
+	return "", "", ""
+}
+
+func firstSet(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// receiverEndpoint reads the ChatReceiver and its token Secret.
+func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (callbacks.Endpoint, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return callbacks.Endpoint{}, fmt.Errorf("loading the kubeconfig (set --kubeconfig or KUBECONFIG): %w", err)
+	}
+	key, err := receiverKey(loader, receiver)
+	if err != nil {
+		return callbacks.Endpoint{}, err
+	}
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), imv1.AddToScheme(scheme)); err != nil {
+		return callbacks.Endpoint{}, fmt.Errorf("building the client scheme: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return callbacks.Endpoint{}, fmt.Errorf("creating a client: %w", err)
+	}
+	return callbacks.ForReceiver(ctx, c, key)
+}
+
+func receiverKey(loader clientcmd.ClientConfig, receiver string) (types.NamespacedName, error) {
+	if ns, name, ok := strings.Cut(receiver, "/"); ok {
+		if ns == "" || name == "" {
+			return types.NamespacedName{}, usageError{fmt.Errorf("--receiver %q is not namespace/name", receiver)}
+		}
+		return types.NamespacedName{Namespace: ns, Name: name}, nil
+	}
+	ns, _, err := loader.Namespace()
+	if err != nil {
+		return types.NamespacedName{}, fmt.Errorf("reading the kubeconfig's namespace: %w", err)
+	}
+	return types.NamespacedName{Namespace: ns, Name: receiver}, nil
+}
+
+// send posts one callback, prints the outcome and fails unless the server
+// answered 2xx with a success reply.
+func send(ctx context.Context, c *http.Client, ep callbacks.Endpoint, base string, cb callbacks.Callback) error {
+	req, err := ep.Provider.Request(ctx, base, ep.Path, cb)
+	if err != nil {
+		return usageError{err}
+	}
+	fmt.Printf("POST %s (%s %s)\n", redact(req.URL.Path, ep.Path), ep.Provider.Name(), cb.Command)
+	resp, err := c.Do(req)
+	if err != nil {
+		// Drop the URL from the message: it holds the webhook path.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("sending %s to %s: %w (is the operator running?)", cb.Command, base, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading the reply: %w", err)
+	}
+	fmt.Printf("%s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%s was refused: %s", cb.Command, resp.Status)
+	}
+	if err := ep.Provider.CheckReply(body); err != nil {
+		return fmt.Errorf("%s: %w", cb.Command, err)
+	}
+	return nil
+}
+
+// redact shortens the webhook path in displayed URLs: for OpenIM it is the
+// only credential.
+func redact(urlPath, webhookPath string) string {
+	const keep = len(imv1.WebhookPathPrefix) + 8
+	if len(webhookPath) <= keep || !strings.HasPrefix(urlPath, webhookPath) {
+		return urlPath
+	}
+	return webhookPath[:keep] + "…" + strings.TrimPrefix(urlPath, webhookPath)
+}
