@@ -76,6 +76,9 @@ func scenarios(scale float64) []scenario {
 	}}
 }
 
+// settle is the pause before each run.
+const settle = 15 * time.Second
+
 // result is one scenario in one mode.
 type result struct {
 	rep          *loadgen.Report
@@ -131,6 +134,9 @@ func run(only string, scale float64, memoryGroups int) error {
 		fmt.Printf("\n== %s: %s\n", sc.name, sc.what)
 		var results [2]result
 		for m, baseline := range []bool{false, true} {
+			// A saturated run leaves requests queued in the API server;
+			// let them drain so they do not weigh on the next run.
+			time.Sleep(settle)
 			ns := fmt.Sprintf("bench-%d-%d", i, m)
 			res, err := runMode(ctx, env, ns, sc, baseline)
 			if err != nil {
