@@ -10,33 +10,21 @@ import (
 	"strconv"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-)
-
-// OpenIM "after" group callback commands, the path suffix OpenIM appends to
-// its webhook URL. Dismiss is spelled with a capital M.
-const (
-	OpenIMCreateGroup        = "callbackAfterCreateGroupCommand"
-	OpenIMJoinGroup          = "callbackAfterJoinGroupCommand"
-	OpenIMQuitGroup          = "callbackAfterQuitGroupCommand"
-	OpenIMKickGroup          = "callbackAfterKickGroupCommand"
-	OpenIMDismissGroup       = "callbackAfterDisMissGroupCommand"
-	OpenIMSetGroupInfo       = "callbackAfterSetGroupInfoCommand"
-	OpenIMTransferGroupOwner = "callbackAfterTransferGroupOwnerCommand"
-	OpenIMSetGroupMemberInfo = "callbackAfterSetGroupMemberInfoCommand"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 // OperationIDHeader carries OpenIM's operation ID, for tracing.
 const OperationIDHeader = "operationID"
 
 var openIMCommands = map[Action]string{
-	Create:      OpenIMCreateGroup,
-	Join:        OpenIMJoinGroup,
-	Quit:        OpenIMQuitGroup,
-	Kick:        OpenIMKickGroup,
-	Disband:     OpenIMDismissGroup,
-	Info:        OpenIMSetGroupInfo,
-	Owner:       OpenIMTransferGroupOwner,
-	MemberField: OpenIMSetGroupMemberInfo,
+	Create:      webhookserver.OpenIMCreateGroup,
+	Join:        webhookserver.OpenIMJoinGroup,
+	Quit:        webhookserver.OpenIMQuitGroup,
+	Kick:        webhookserver.OpenIMKickGroup,
+	Disband:     webhookserver.OpenIMDismissGroup,
+	Info:        webhookserver.OpenIMSetGroupInfo,
+	Owner:       webhookserver.OpenIMTransferGroupOwner,
+	MemberField: webhookserver.OpenIMSetGroupMemberInfo,
 }
 
 // OpenIM role levels and group constants (openimsdk/protocol).

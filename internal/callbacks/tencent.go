@@ -14,28 +14,18 @@ import (
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-)
-
-// Tencent Cloud Chat "after" group callback commands.
-const (
-	TencentCreateGroup        = "Group.CallbackAfterCreateGroup"
-	TencentNewMemberJoin      = "Group.CallbackAfterNewMemberJoin"
-	TencentMemberExit         = "Group.CallbackAfterMemberExit"
-	TencentGroupDestroyed     = "Group.CallbackAfterGroupDestroyed"
-	TencentGroupInfoChanged   = "Group.CallbackAfterGroupInfoChanged"
-	TencentChangeGroupOwner   = "Group.CallbackAfterChangeGroupOwner"
-	TencentMemberFieldChanged = "Group.CallbackAfterMemberFieldChanged"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 var tencentCommands = map[Action]string{
-	Create:      TencentCreateGroup,
-	Join:        TencentNewMemberJoin,
-	Quit:        TencentMemberExit,
-	Kick:        TencentMemberExit,
-	Disband:     TencentGroupDestroyed,
-	Info:        TencentGroupInfoChanged,
-	Owner:       TencentChangeGroupOwner,
-	MemberField: TencentMemberFieldChanged,
+	Create:      webhookserver.TencentCreateGroup,
+	Join:        webhookserver.TencentNewMemberJoin,
+	Quit:        webhookserver.TencentMemberExit,
+	Kick:        webhookserver.TencentMemberExit,
+	Disband:     webhookserver.TencentGroupDestroyed,
+	Info:        webhookserver.TencentGroupInfoChanged,
+	Owner:       webhookserver.TencentChangeGroupOwner,
+	MemberField: webhookserver.TencentMemberFieldChanged,
 }
 
 // Tencent builds Tencent Cloud Chat callbacks.

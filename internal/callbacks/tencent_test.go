@@ -10,6 +10,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 // eventTime is the documented samples' EventTime, 1670574414123.
@@ -195,18 +197,18 @@ func TestSign(t *testing.T) {
 
 func TestTencent_URL(t *testing.T) {
 	g := NewWithT(t)
-	u, err := Tencent{AppID: "888888", Token: "xxxxyyyy"}.URL("http://127.0.0.1:8082/", "/callbacks/abc", TencentNewMemberJoin, time.Unix(1669872112, 0))
+	u, err := Tencent{AppID: "888888", Token: "xxxxyyyy"}.URL("http://127.0.0.1:8082/", "/callbacks/abc", webhookserver.TencentNewMemberJoin, time.Unix(1669872112, 0))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(u).To(Equal("http://127.0.0.1:8082/callbacks/abc?SdkAppid=888888&CallbackCommand=Group.CallbackAfterNewMemberJoin" +
 		"&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI" +
 		"&Sign=17773bc39a671d7b9aa835458704d2a6db81360a5940292b587d6d760d484061&RequestTime=1669872112"))
 
-	unsigned, err := Tencent{AppID: "888888"}.URL("http://h", "/p", TencentMemberExit, time.Now())
+	unsigned, err := Tencent{AppID: "888888"}.URL("http://h", "/p", webhookserver.TencentMemberExit, time.Now())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(unsigned).NotTo(ContainSubstring("Sign="))
 	g.Expect(unsigned).NotTo(ContainSubstring("RequestTime="))
 
-	_, err = Tencent{}.URL("127.0.0.1:8082", "/p", TencentMemberExit, time.Now())
+	_, err = Tencent{}.URL("127.0.0.1:8082", "/p", webhookserver.TencentMemberExit, time.Now())
 	g.Expect(err).To(MatchError(ContainSubstring("http://")))
 }
 
@@ -223,7 +225,7 @@ func TestTencent_Request(t *testing.T) {
 	g.Expect(req.URL.Path).To(Equal("/callbacks/x"))
 	q := req.URL.Query()
 	g.Expect(q.Get("SdkAppid")).To(Equal("1400000000"))
-	g.Expect(q.Get("CallbackCommand")).To(Equal(TencentMemberExit))
+	g.Expect(q.Get("CallbackCommand")).To(Equal(webhookserver.TencentMemberExit))
 	g.Expect(q.Get("contenttype")).To(Equal("json"))
 	rt := q.Get("RequestTime")
 	secs, err := strconv.ParseInt(rt, 10, 64)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 // Workload describes what to send.
@@ -128,11 +129,11 @@ func (p *Plan) event(id int, group, user string, leave, kicked bool, ms int64) E
 	var body any
 	switch {
 	case p.Provider == imv1.ProviderTencent && !leave:
-		ev.Command = "Group.CallbackAfterNewMemberJoin"
+		ev.Command = webhookserver.TencentNewMemberJoin
 		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "JoinType": "Invited",
 			"Operator_Account": "admin", "NewMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": fmt.Sprint(ms)}
 	case p.Provider == imv1.ProviderTencent:
-		ev.Command = "Group.CallbackAfterMemberExit"
+		ev.Command = webhookserver.TencentMemberExit
 		exitType, operator := "Quit", user
 		if kicked {
 			exitType, operator = "Kicked", "admin"
@@ -140,14 +141,14 @@ func (p *Plan) event(id int, group, user string, leave, kicked bool, ms int64) E
 		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "ExitType": exitType,
 			"Operator_Account": operator, "ExitMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": ms}
 	case !leave:
-		ev.Command = "callbackAfterJoinGroupCommand"
+		ev.Command = webhookserver.OpenIMJoinGroup
 		body = map[string]any{"callbackCommand": ev.Command, "operationID": ev.OperationID, "groupID": group,
 			"reqMessage": "", "joinSource": 3, "inviterUserID": user}
 	case kicked:
-		ev.Command = "callbackAfterKickGroupCommand"
+		ev.Command = webhookserver.OpenIMKickGroup
 		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "kickedUserIDs": []string{user}, "reason": "load test"}
 	default:
-		ev.Command = "callbackAfterQuitGroupCommand"
+		ev.Command = webhookserver.OpenIMQuitGroup
 		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "userID": user}
 	}
 	ev.Body, _ = json.Marshal(body) // maps of strings and numbers always marshal
