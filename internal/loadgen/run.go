@@ -3,8 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 )
 
 // Target is where the callbacks go.
@@ -260,7 +259,7 @@ func (r *runner) request(ctx context.Context, ev *Event, body []byte, path strin
 		if sign {
 			rt := strconv.FormatInt(time.Now().Unix(), 10)
 			q.Set("RequestTime", rt)
-			q.Set("Sign", Sign(r.target.Token, rt))
+			q.Set("Sign", callbacks.Sign(r.target.Token, rt))
 		}
 		u = base + path + "?" + q.Encode()
 	} else {
@@ -324,11 +323,4 @@ func (r *runner) progress(start time.Time) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
-}
-
-// Sign is Tencent's callback signature: lower-hex sha256(token +
-// RequestTime).
-func Sign(token, requestTime string) string {
-	sum := sha256.Sum256([]byte(token + requestTime))
-	return hex.EncodeToString(sum[:])
 }
