@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -22,17 +21,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-logr/logr"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
 	"chatgroup.dev/chatgroup-operator/internal/operatortest"
 	"chatgroup.dev/chatgroup-operator/internal/testenv"
@@ -87,12 +85,14 @@ type result struct {
 }
 
 func main() {
-	only := flag.String("only", "", "Run only the scenarios whose names contain this.")
-	scale := flag.Float64("scale", 1, "Multiply every scenario's event count.")
-	memory := flag.Int("memory-groups", 10000, "Measure the manager's heap with this many ChatGroups cached (0 skips).")
-	verbose := flag.Bool("v", false, "Log the manager's output.")
-	cpuProfile := flag.String("cpuprofile", "", "Write a CPU profile of the operator and load generator to this file.")
-	flag.Parse()
+	fs := cli.NewFlagSet("bench", "go run ./hack/bench [flags]")
+	only := fs.String("only", "", "Run only the scenarios whose names contain this.")
+	scale := fs.Float64("scale", 1, "Multiply every scenario's event count.")
+	memory := fs.Int("memory-groups", 10000, "Measure the manager's heap with this many ChatGroups cached (0 skips).")
+	verbose := fs.Bool("v", false, "Log the manager's output.")
+	cpuProfile := fs.String("cpuprofile", "", "Write a CPU profile of the operator and load generator to this file.")
+	cli.Parse(fs)
+	cli.SetUpLogging(os.Stderr, *verbose)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -103,11 +103,6 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
-	}
-	if *verbose {
-		ctrl.SetLogger(zap.New())
-	} else {
-		ctrl.SetLogger(logr.Discard())
 	}
 	if err := run(*only, *scale, *memory); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,17 +18,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
 )
 
 func main() {
+	cli.SetUpLogging(os.Stderr, false)
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -37,32 +35,37 @@ func main() {
 }
 
 func run() error {
+	fs := cli.NewFlagSet("loadgen", "go run ./hack/loadgen --receiver NAMESPACE/NAME [--kubeconfig FILE] [--url URL,...] [flags]")
 	var (
-		kubeconfig = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the cluster holding the receiver and the ChatGroups.")
-		receiver   = flag.String("receiver", "", "The ChatReceiver to load, as namespace/name.")
-		urls       = flag.String("url", "http://127.0.0.1:8082", "Callback server base URLs, comma-separated (several replicas share the load).")
+		kubeconfig = fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the cluster holding the receiver and the ChatGroups.")
+		receiver   = fs.String("receiver", "", "The ChatReceiver to load, as namespace/name.")
+		urls       = fs.String("url", "http://127.0.0.1:8082", "Callback server base URLs, comma-separated (several replicas share the load).")
 		w          = loadgen.Workload{GroupPrefix: fmt.Sprintf("load%d", time.Now().Unix())}
 		o          loadgen.Options
 	)
-	flag.IntVar(&w.Events, "events", 2000, "Distinct events to send (duplicates and bad requests come on top).")
-	flag.IntVar(&w.Groups, "groups", 100, "Groups to spread the events over.")
-	flag.IntVar(&w.HotGroups, "hot-groups", 0, "Number of hot groups that receive --hot-fraction of the events.")
-	flag.Float64Var(&w.HotFraction, "hot-fraction", 0, "Fraction of the events that go to the hot groups.")
-	flag.Float64Var(&w.LeaveFraction, "leave-fraction", 0.25, "Fraction of joined users that quit or are kicked afterwards.")
-	flag.Float64Var(&w.DuplicateRate, "duplicates", 0, "Fraction of events delivered twice.")
-	flag.IntVar(&w.ReorderWindow, "reorder", 0, "Shuffle deliveries within windows of this many events.")
-	flag.Uint64Var(&w.Seed, "seed", 1, "Seed of the workload.")
-	flag.StringVar(&w.GroupPrefix, "group-prefix", w.GroupPrefix, "Prefix of the generated group IDs.")
-	flag.Float64Var(&o.Rate, "rate", 0, "Target requests per second (0: as fast as --concurrency allows).")
-	flag.IntVar(&o.Concurrency, "concurrency", 32, "Requests in flight at most.")
-	flag.Float64Var(&o.BadFraction, "bad-fraction", 0, "Invalid requests mixed in per delivery (oversized, malformed, unsigned, misaddressed).")
-	flag.Parse()
+	fs.IntVar(&w.Events, "events", 2000, "Distinct events to send (duplicates and bad requests come on top).")
+	fs.IntVar(&w.Groups, "groups", 100, "Groups to spread the events over.")
+	fs.IntVar(&w.HotGroups, "hot-groups", 0, "Number of hot groups that receive --hot-fraction of the events.")
+	fs.Float64Var(&w.HotFraction, "hot-fraction", 0, "Fraction of the events that go to the hot groups.")
+	fs.Float64Var(&w.LeaveFraction, "leave-fraction", 0.25, "Fraction of joined users that quit or are kicked afterwards.")
+	fs.Float64Var(&w.DuplicateRate, "duplicates", 0, "Fraction of events delivered twice.")
+	fs.IntVar(&w.ReorderWindow, "reorder", 0, "Shuffle deliveries within windows of this many events.")
+	fs.Uint64Var(&w.Seed, "seed", 1, "Seed of the workload.")
+	fs.StringVar(&w.GroupPrefix, "group-prefix", w.GroupPrefix, "Prefix of the generated group IDs.")
+	fs.Float64Var(&o.Rate, "rate", 0, "Target requests per second (0: as fast as --concurrency allows).")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "Requests in flight at most.")
+	fs.Float64Var(&o.BadFraction, "bad-fraction", 0, "Invalid requests mixed in per delivery (oversized, malformed, unsigned, misaddressed).")
+	cli.Parse(fs)
 
 	ns, name, ok := strings.Cut(*receiver, "/")
 	if !ok {
 		return fmt.Errorf("--receiver must be namespace/name")
 	}
-	c, err := newClient(*kubeconfig)
+	cfg, _, err := cli.Kubeconfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := cli.NewClient(cfg)
 	if err != nil {
 		return err
 	}
@@ -99,21 +102,6 @@ func run() error {
 		return fmt.Errorf("verification failed")
 	}
 	return nil
-}
-
-func newClient(kubeconfig string) (client.Client, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := imv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
 // lookUp reads the receiver's webhook path, token and appID.

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,13 +20,10 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/localcluster"
 	"chatgroup.dev/chatgroup-operator/internal/managerproc"
 )
@@ -54,10 +50,12 @@ type options struct {
 }
 
 func main() {
+	cli.SetUpLogging(os.Stderr, false)
 	var o options
-	flag.StringVar(&o.callbackAddr, "callback-address", "127.0.0.1:8082", "Loopback host:port for the operator's callback server.")
-	flag.DurationVar(&o.stopGrace, "stop-grace-period", 15*time.Second, "How long each process gets to exit after SIGTERM before it is killed.")
-	flag.Parse()
+	fs := cli.NewFlagSet("run-local", "make run-local [RUN_LOCAL_FLAGS=...], or go run ./hack/run-local [flags]")
+	fs.StringVar(&o.callbackAddr, "callback-address", "127.0.0.1:8082", "Loopback host:port for the operator's callback server.")
+	fs.DurationVar(&o.stopGrace, "stop-grace-period", 15*time.Second, "How long each process gets to exit after SIGTERM before it is killed.")
+	cli.Parse(fs)
 	err := run(o)
 	switch {
 	case errors.Is(err, errInterrupted):
@@ -183,13 +181,9 @@ func startManager(ctx context.Context, c *localcluster.Cluster, callbackAddr str
 // waitForReceivers waits until the operator has published the samples'
 // webhook paths.
 func waitForReceivers(ctx context.Context, c *localcluster.Cluster) error {
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), imv1.AddToScheme(scheme)); err != nil {
-		return fmt.Errorf("building the client scheme: %w", err)
-	}
-	cl, err := client.New(c.RESTConfig, client.Options{Scheme: scheme})
+	cl, err := cli.NewClient(c.RESTConfig)
 	if err != nil {
-		return fmt.Errorf("creating a client: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

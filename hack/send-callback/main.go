@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,14 +22,12 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/cli"
 )
 
 // usageError is a mistake on the command line: exit status 2.
@@ -50,8 +47,9 @@ type options struct {
 }
 
 func main() {
+	cli.SetUpLogging(os.Stderr, false)
 	var o options
-	fs := flag.CommandLine
+	fs := cli.NewFlagSet("send-callback", "go run ./hack/send-callback --receiver NAMESPACE/NAME --command COMMAND --group ID [flags]")
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8082", "Base URL of the operator's callback server.")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Kubeconfig for --receiver (default: $KUBECONFIG, then ~/.kube/config).")
 	fs.StringVar(&o.receiver, "receiver", "", "ChatReceiver as namespace/name (or name, in the kubeconfig's namespace) to read the provider, path and token from.")
@@ -76,14 +74,9 @@ func main() {
 	fs.BoolVar(&o.numericEventTime, "numeric-event-time", false, "Send Tencent's EventTime as a JSON number instead of a quoted string.")
 	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append ?contenttype=json to OpenIM URLs, as OpenIM's docs show.")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "Timeout for the whole command.")
-	flag.Parse()
+	cli.Parse(fs)
 
-	var err error
-	if flag.NArg() > 0 {
-		err = usageError{fmt.Errorf("unexpected argument %q: every input is a flag", flag.Arg(0))}
-	} else {
-		err = run(o)
-	}
+	err := run(o)
 	var uerr usageError
 	switch {
 	case errors.As(err, &uerr):
@@ -238,24 +231,17 @@ func firstSet(values ...string) string {
 
 // receiverEndpoint reads the ChatReceiver and its token Secret.
 func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (callbacks.Endpoint, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
-	cfg, err := loader.ClientConfig()
+	cfg, loader, err := cli.Kubeconfig(kubeconfig)
 	if err != nil {
-		return callbacks.Endpoint{}, fmt.Errorf("loading the kubeconfig (set --kubeconfig or KUBECONFIG): %w", err)
+		return callbacks.Endpoint{}, err
 	}
 	key, err := receiverKey(loader, receiver)
 	if err != nil {
 		return callbacks.Endpoint{}, err
 	}
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), imv1.AddToScheme(scheme)); err != nil {
-		return callbacks.Endpoint{}, fmt.Errorf("building the client scheme: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := cli.NewClient(cfg)
 	if err != nil {
-		return callbacks.Endpoint{}, fmt.Errorf("creating a client: %w", err)
+		return callbacks.Endpoint{}, err
 	}
 	return callbacks.ForReceiver(ctx, c, key)
 }
