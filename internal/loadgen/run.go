@@ -68,6 +68,33 @@ type Report struct {
 	Latencies []time.Duration
 	// Acked[i] is true when event i was acknowledged at least once.
 	Acked []bool
+	// Queued[i] is true when event i was answered 503 at least once: the
+	// server keeps retrying it in the background, so it must land later.
+	Queued []bool
+}
+
+// Accepted is the report as it must look once the server has committed
+// every event it queued: each event answered 200 or 503 counts as
+// acknowledged. Verify it after the background retries have had time.
+func (r *Report) Accepted() *Report {
+	accepted := *r
+	accepted.Acked = make([]bool, len(r.Acked))
+	for i := range r.Acked {
+		accepted.Acked[i] = r.Acked[i] || r.Queued[i]
+	}
+	return &accepted
+}
+
+// Unanswered counts events that got neither 200 nor 503 on any delivery:
+// only transport errors or other refusals.
+func (r *Report) Unanswered() int {
+	n := 0
+	for i := range r.Acked {
+		if !r.Acked[i] && !r.Queued[i] {
+			n++
+		}
+	}
+	return n
 }
 
 // AckedEvents counts distinct acknowledged events.
@@ -116,7 +143,7 @@ func Run(ctx context.Context, plan *Plan, target Target, opts Options) (*Report,
 		opts.Timeout = 10 * time.Second
 	}
 	r := &runner{plan: plan, target: target, opts: opts,
-		report: &Report{Failed: map[int]int{}, Acked: make([]bool, len(plan.Events))},
+		report: &Report{Failed: map[int]int{}, Acked: make([]bool, len(plan.Events)), Queued: make([]bool, len(plan.Events))},
 		client: &http.Client{Timeout: opts.Timeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: opts.Concurrency, MaxConnsPerHost: opts.Concurrency}},
 		sentOnce: make([]atomic.Bool, len(plan.Events)),
@@ -243,6 +270,9 @@ func (r *runner) send(ctx context.Context, j job) {
 		rep.Acked[j.event] = true
 	case status == http.StatusUnauthorized && repeat && r.plan.Provider == imv1.ProviderTencent:
 		rep.Replays++
+	case status == http.StatusServiceUnavailable:
+		rep.Failed[status]++
+		rep.Queued[j.event] = true
 	default:
 		rep.Failed[status]++
 	}
