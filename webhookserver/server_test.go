@@ -348,5 +348,5 @@ func TestServer_commitBudget(t *testing.T) {
 	close(failing) // the API server is back
 	g.Eventually(func(g Gomega) {
 		g.Expect(h.group(g, imv1.ProviderOpenIM, "", "G001").Status.Departed).To(HaveLen(1))
-	}).WithTimeout(5 * time.Second).Should(Succeed())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 }

@@ -53,9 +53,11 @@ func TestProcess_Stop(t *testing.T) {
 		g := NewWithT(t)
 		p, err := StartProcess("sleeper", filepath.Join(t.TempDir(), "sleeper.log"), "/bin/sh", "-c", "exec sleep 60")
 		g.Expect(err).NotTo(HaveOccurred())
+		// Stop fails when it had to kill the process after the grace
+		// period, so success means SIGTERM stopped it.
 		begin := time.Now()
-		g.Expect(p.Stop(10 * time.Second)).To(Succeed())
-		g.Expect(time.Since(begin)).To(BeNumerically("<", 5*time.Second))
+		g.Expect(p.Stop(time.Minute)).To(Succeed())
+		t.Logf("stopped %.2fs after SIGTERM", time.Since(begin).Seconds())
 	})
 
 	t.Run("a process ignoring SIGTERM is killed with its children", func(t *testing.T) {
@@ -67,14 +69,14 @@ func TestProcess_Stop(t *testing.T) {
 		script := "trap '' TERM; sleep 60 & echo $! > " + pidFile + "; wait"
 		p, err := StartProcess("stubborn", filepath.Join(dir, "stubborn.log"), "/bin/sh", "-c", script)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Eventually(func() error { _, err := os.Stat(pidFile); return err }).WithTimeout(5 * time.Second).Should(Succeed())
+		g.Eventually(func() error { _, err := os.Stat(pidFile); return err }).WithTimeout(30 * time.Second).Should(Succeed())
 		b, err := os.ReadFile(pidFile)
 		g.Expect(err).NotTo(HaveOccurred())
 		grandchild, err := strconv.Atoi(strings.TrimSpace(string(b)))
 		g.Expect(err).NotTo(HaveOccurred())
 
 		g.Expect(p.Stop(300 * time.Millisecond)).To(MatchError(ContainSubstring("was killed")))
-		g.Eventually(func() error { return syscall.Kill(grandchild, 0) }).WithTimeout(5*time.Second).
+		g.Eventually(func() error { return syscall.Kill(grandchild, 0) }).WithTimeout(30*time.Second).
 			Should(MatchError(syscall.ESRCH), "the grandchild is gone too")
 	})
 
