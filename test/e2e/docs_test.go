@@ -1,0 +1,415 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"chatgroup.dev/chatgroup-operator/internal/localcluster"
+)
+
+// The documents whose ```sh blocks TestDocs_commandsWorkAsWritten runs, in
+// this order; a new file under docs/ is picked up by itself.
+func documents(root string) ([]string, error) {
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(docs)
+	return append([]string{filepath.Join(root, "README.md")}, docs...), nil
+}
+
+// runLocal is the command that starts the environment the other commands
+// of a document use. The test runs it in the background, as terminal 1
+// would, and stops it with SIGINT, as Ctrl-C would, at the end of the
+// document.
+const runLocal = "make run-local"
+
+// notRun lists the documented commands that this test cannot run, and why.
+// Every entry must still be in a document, so the list cannot go stale.
+var notRun = map[string]string{
+	"make test":     "runs this test itself",
+	"make test-e2e": "runs this test itself",
+	"make bench": "about 15 minutes of saturating load: a benchmark, run by hand, whose figures are in " +
+		"docs/benchmarks.md; its parts are checked below with -h",
+	"make build-installer IMG=<registry>/chatgroup-operator:<tag>": "needs the user's own registry and tag " +
+		"(the placeholders); make verify-generated runs build-installer with the default image",
+}
+
+// flagsOnly lists the documented commands that take minutes of load or a
+// full benchmark run. The test runs each with -h appended: every flag it
+// shows must exist (a wrong flag exits 2), and the command must start.
+var flagsOnly = map[string]string{
+	"go run ./hack/bench -only hot -memory-groups 0": "a load benchmark of about a minute",
+	"go run ./hack/bench -only memory":               "creates and caches 10,000 ChatGroups",
+	"go run ./hack/bench -cpuprofile cpu.prof":       "every benchmark scenario, about 15 minutes",
+}
+
+// expectation is the documented result of a command: patterns its output
+// must match. When eventually is set the result may take a few seconds to
+// appear (a Job running to completion), and the test runs the command
+// again, as a user would, until it does.
+type expectation struct {
+	patterns   []*regexp.Regexp
+	eventually bool
+}
+
+func matches(patterns ...string) expectation {
+	e := expectation{}
+	for _, p := range patterns {
+		e.patterns = append(e.patterns, regexp.MustCompile(p))
+	}
+	return e
+}
+
+func eventually(e expectation) expectation {
+	e.eventually = true
+	return e
+}
+
+// expected holds the documented results, by command. A command not listed
+// here must exit 0.
+var expected = map[string]expectation{
+	"go run ./hack/send-callback --receiver default/tencent --command create --group '@TGS#2J4SZEAEL' --users leckie,bob,peter": matches(
+		`(?m)^200 OK$`, `"ActionStatus":"OK"`),
+	"go run ./hack/send-callback --receiver default/tencent --command quit --group '@TGS#2J4SZEAEL' --users peter": matches(
+		`(?m)^200 OK$`),
+	"go run ./hack/send-callback --receiver default/tencent --command disband --group '@TGS#2J4SZEAEL' --owner leckie": matches(
+		`(?m)^200 OK$`),
+	"go run ./hack/send-callback --receiver default/openim --command join --group 3188466436 --users u1,u2": matches(
+		`(?s)callbackAfterJoinGroupCommand.*200 OK.*callbackAfterJoinGroupCommand.*200 OK`, `"errCode":0`),
+	// The table after the quit: the group exists with two members.
+	"bin/k8s/kubectl get chatgroups": matches(
+		`(?m)^NAME\s+PROVIDER\s+GROUP\s+TYPE\s+MEMBERS\s+DISBANDED\s+LAST EVENT\s+AGE$`,
+		`(?m)^tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+false\s+MembersLeft\s+\S+$`),
+	// After the disband: the sample cleanup Job has completed, and the
+	// group is disbanded and Ready.
+	"bin/k8s/kubectl get jobs,chatgroups -o wide": eventually(matches(
+		`(?m)^job\.batch/cleanup-[0-9a-f]+\s+Complete\s+1/1\s`,
+		`(?m)^chatgroup\.im\.chatgroup\.dev/tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+true\s+Disbanded\s+\S+\s+leckie\s+True`,
+	)),
+	"go test ./webhookserver/ -run '^$' -bench . -benchmem": matches(`(?m)^BenchmarkReduce`, `(?m)^ok\s`),
+	"go run ./hack/loadgen --kubeconfig bin/local/kubeconfig --receiver default/tencent --url http://127.0.0.1:8082 --events 2000 --groups 100 --rate 200": matches(
+		`Verification: 100 groups: 0 lost, 0 phantom members, 0 duplicate effects, 0 groups undercounted`),
+}
+
+// TestDocs_commandsWorkAsWritten runs every command of every ```sh block in
+// README.md and docs/*.md, in order and exactly as written, the way a new
+// user would: `make run-local` in the background, the other commands in a
+// shell from the repository root whose exports carry over from one command
+// to the next. Each must exit 0 and show its documented result. The shell
+// starts without KUBECONFIG and with an empty HOME, so a command that
+// forgets the documented export fails instead of reaching a real cluster.
+// `kubectl` is bin/k8s/kubectl, as if installed.
+func TestDocs_commandsWorkAsWritten(t *testing.T) {
+	root, err := localcluster.FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := documents(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, doc := range docs {
+		cmds, err := shellCommands(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmds) == 0 {
+			continue
+		}
+		rel, _ := filepath.Rel(root, doc)
+		t.Run(rel, func(t *testing.T) {
+			sh := newUserShell(t, root)
+			for _, c := range cmds {
+				seen[c.text] = true
+				if !t.Run(fmt.Sprintf("line %d: %s", c.line, c.text), func(t *testing.T) { sh.run(t, c) }) {
+					t.FailNow() // later commands build on this one
+				}
+			}
+			sh.stopRunLocal(t)
+		})
+	}
+	for _, list := range []map[string]string{notRun, flagsOnly} {
+		for cmd := range list {
+			if !seen[cmd] {
+				t.Errorf("%q is listed as not runnable, but no document shows it any more: remove it from the list", cmd)
+			}
+		}
+	}
+	for cmd := range expected {
+		if !seen[cmd] {
+			t.Errorf("%q has an expected result, but no document shows it any more", cmd)
+		}
+	}
+}
+
+// docCommand is one command of a document: continuation lines joined, the
+// trailing comment removed.
+type docCommand struct {
+	line int
+	text string
+}
+
+// shellCommands returns the commands of path's ```sh blocks.
+func shellCommands(path string) ([]docCommand, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var cmds []docCommand
+	in, pending, start := false, "", 0
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case !in:
+			in = strings.TrimSpace(line) == "```sh"
+		case strings.HasPrefix(strings.TrimSpace(line), "```"):
+			if pending != "" {
+				return nil, fmt.Errorf("%s:%d: the block ends in a continuation line", path, n)
+			}
+			in = false
+		default:
+			if pending == "" {
+				start = n
+			}
+			if cont, ok := strings.CutSuffix(line, `\`); ok {
+				pending += strings.TrimSpace(cont) + " "
+				continue
+			}
+			text := strings.TrimSpace(stripComment(pending + strings.TrimSpace(line)))
+			pending = ""
+			if text != "" {
+				cmds = append(cmds, docCommand{line: start, text: text})
+			}
+		}
+	}
+	return cmds, sc.Err()
+}
+
+// stripComment removes a shell comment: a # at the start of a word,
+// outside quotes.
+func stripComment(s string) string {
+	var quote rune
+	for i, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// userShell runs a document's commands as a user at a terminal would.
+type userShell struct {
+	root string
+	env  []string
+	// envFile carries the shell's exports from one command to the next.
+	envFile string
+	// runLocal is the background `make run-local`, while it runs.
+	runLocal *exec.Cmd
+	output   *lockedBuffer
+	exited   chan error
+}
+
+func newUserShell(t *testing.T, root string) *userShell {
+	t.Helper()
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "PATH=" + filepath.Join(root, "bin", "k8s") + string(os.PathListSeparator) + os.Getenv("PATH")}
+	// Keep Go's caches: HOME is empty.
+	for _, name := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOSUMDB"} {
+		out, err := exec.Command("go", "env", name).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", name, err)
+		}
+		env = append(env, name+"="+strings.TrimSpace(string(out)))
+	}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "GO") && !slices.Contains([]string{"HOME", "PATH", "KUBECONFIG", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}, name) {
+			env = append(env, kv)
+		}
+	}
+	envFile := filepath.Join(t.TempDir(), "exports")
+	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh := &userShell{root: root, env: env, envFile: envFile}
+	t.Cleanup(func() { sh.killRunLocal(t) })
+	return sh
+}
+
+func (sh *userShell) run(t *testing.T, c docCommand) {
+	if reason, ok := notRun[c.text]; ok {
+		t.Skipf("not run: %s", reason)
+	}
+	if c.text == runLocal {
+		sh.startRunLocal(t)
+		return
+	}
+	text := c.text
+	if reason, ok := flagsOnly[c.text]; ok {
+		t.Logf("run with -h only: %s", reason)
+		text += " -h"
+	}
+	want := expected[c.text]
+	deadline := time.Now().Add(90 * time.Second)
+	for attempt := 1; ; attempt++ {
+		out, err := sh.exec(t, text)
+		missing := missingPatterns(out, want.patterns)
+		switch {
+		case err != nil:
+			t.Fatalf("%s: %v\n%s", text, err, out)
+		case len(missing) == 0:
+			t.Logf("$ %s\n%s", text, out)
+			return
+		case !want.eventually || time.Now().After(deadline):
+			t.Fatalf("%s: the documented result is missing after %d runs: no match for %q in:\n%s", text, attempt, missing, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func missingPatterns(out []byte, patterns []*regexp.Regexp) []string {
+	var missing []string
+	for _, p := range patterns {
+		if !p.Match(out) {
+			missing = append(missing, p.String())
+		}
+	}
+	return missing
+}
+
+// exec runs one command in bash with the exports of the commands before it.
+func (sh *userShell) exec(t *testing.T, text string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	script := fmt.Sprintf("source %q\n%s\nstatus=$?\nexport -p > %q\nexit $status\n", sh.envFile, text, sh.envFile)
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir, cmd.Env = sh.root, sh.env
+	return cmd.CombinedOutput()
+}
+
+// startRunLocal starts `make run-local` in its own process group, as a
+// terminal would, and waits until it says the operator is running.
+func (sh *userShell) startRunLocal(t *testing.T) {
+	t.Helper()
+	if sh.runLocal != nil {
+		t.Fatal("make run-local is already running")
+	}
+	cmd := exec.Command("bash", "-c", runLocal)
+	cmd.Dir, cmd.Env = sh.root, sh.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sh.output = &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = sh.output, sh.output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sh.runLocal, sh.exited = cmd, make(chan error, 1)
+	go func() { sh.exited <- cmd.Wait() }()
+
+	const ready = "The operator is running."
+	deadline := time.After(10 * time.Minute) // the first run builds the control plane
+	for !strings.Contains(sh.output.String(), ready) {
+		select {
+		case err := <-sh.exited:
+			sh.runLocal = nil
+			t.Fatalf("make run-local exited before it was ready: %v\n%s", err, sh.output)
+		case <-deadline:
+			t.Fatalf("make run-local did not print %q within 10 minutes:\n%s", ready, sh.output)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Logf("make run-local is ready:\n%s", sh.output)
+}
+
+// stopRunLocal presses Ctrl-C: SIGINT to the process group. run-local must
+// stop the operator and the control plane, say so, and leave no process.
+func (sh *userShell) stopRunLocal(t *testing.T) {
+	t.Helper()
+	if sh.runLocal == nil {
+		return
+	}
+	_ = syscall.Kill(-sh.runLocal.Process.Pid, syscall.SIGINT)
+	select {
+	case <-sh.exited:
+	case <-time.After(90 * time.Second):
+		t.Errorf("make run-local did not stop within 90 s of SIGINT:\n%s", sh.output)
+	}
+	sh.killRunLocal(t)
+	if out := sh.output.String(); !strings.Contains(out, "run-local: Stopped; logs are in bin/local/logs") {
+		t.Errorf("make run-local did not report a clean stop:\n%s", out)
+	}
+	if left := processesUsing(filepath.Join(sh.root, "bin", "local")); len(left) > 0 {
+		t.Errorf("processes left behind after Ctrl-C: %v", left)
+	}
+}
+
+// killRunLocal kills what is left of run-local's process group, once.
+func (sh *userShell) killRunLocal(t *testing.T) {
+	if sh.runLocal == nil {
+		return
+	}
+	if err := syscall.Kill(-sh.runLocal.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Logf("killing make run-local: %v", err)
+	}
+	sh.runLocal = nil
+}
+
+// processesUsing lists the processes whose command line names dir or a
+// file in it: the local control plane and the operator.
+func processesUsing(dir string) []string {
+	var found []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, path := range cmdlines {
+		raw, err := os.ReadFile(path)
+		if err != nil || !bytes.Contains(raw, []byte(dir+string(filepath.Separator))) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		found = append(found, fmt.Sprintf("%s (%s)", filepath.Base(path[:len(path)-len("/cmdline")]), strings.Join(args, " ")))
+	}
+	return found
+}
+
+// lockedBuffer collects a background process's output while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
