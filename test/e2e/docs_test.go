@@ -355,7 +355,10 @@ func (sh *userShell) stopRunLocal(t *testing.T) {
 	}
 	_ = syscall.Kill(-sh.runLocal.Process.Pid, syscall.SIGINT)
 	select {
-	case <-sh.exited:
+	case err := <-sh.exited:
+		// make reports the interrupt as an error whatever run-local did;
+		// what run-local printed is checked below.
+		t.Logf("make run-local exited after SIGINT: %v", err)
 	case <-time.After(90 * time.Second):
 		t.Errorf("make run-local did not stop within 90 s of SIGINT:\n%s", sh.output)
 	}
