@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"chatgroup.dev/chatgroup-operator/internal/localcluster"
+	"chatgroup.dev/chatgroup-operator/internal/managerproc"
 )
 
 // The documents whose ```sh blocks TestDocs_commandsWorkAsWritten runs, in
@@ -320,6 +321,7 @@ func (sh *userShell) startRunLocal(t *testing.T) {
 	if sh.runLocal != nil {
 		t.Fatal("make run-local is already running")
 	}
+	waitForFreeAddr(t, runLocalCallbackAddr)
 	cmd := exec.Command("bash", "-c", runLocal)
 	cmd.Dir, cmd.Env = sh.root, sh.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -344,6 +346,31 @@ func (sh *userShell) startRunLocal(t *testing.T) {
 		}
 	}
 	t.Logf("make run-local is ready:\n%s", sh.output)
+}
+
+// runLocalCallbackAddr is where make run-local serves callbacks, and where
+// the documented commands send them.
+const runLocalCallbackAddr = "127.0.0.1:8082"
+
+// waitForFreeAddr waits, up to ten minutes, until nothing listens on addr:
+// the docs test of another checkout, or a developer's make run-local, may
+// hold it for a while.
+func waitForFreeAddr(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for logged := false; ; logged = true {
+		err := managerproc.CheckAddrFree(addr)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("make run-local needs %s: %v", addr, err)
+		}
+		if !logged {
+			t.Logf("waiting for %s to be free (another make run-local?): %v", addr, err)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // stopRunLocal presses Ctrl-C: SIGINT to the process group. run-local must
