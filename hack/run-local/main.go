@@ -47,6 +47,8 @@ var sampleReceivers = []string{"tencent", "openim"}
 type options struct {
 	callbackAddr string
 	stopGrace    time.Duration
+	// managerArgs are extra flags for the operator.
+	managerArgs []string
 }
 
 func main() {
@@ -55,6 +57,8 @@ func main() {
 	fs := cli.NewFlagSet("run-local", "make run-local [RUN_LOCAL_FLAGS=...], or go run ./hack/run-local [flags]")
 	fs.StringVar(&o.callbackAddr, "callback-address", "127.0.0.1:8082", "Loopback host:port for the operator's callback server.")
 	fs.DurationVar(&o.stopGrace, "stop-grace-period", 15*time.Second, "How long each process gets to exit after SIGTERM before it is killed.")
+	fs.Func("manager-flag", "An extra flag for the operator, for example --manager-flag=--callback-commit-budget=10s (repeatable).",
+		func(v string) error { o.managerArgs = append(o.managerArgs, v); return nil })
 	cli.Parse(fs)
 	err := run(o)
 	switch {
@@ -114,7 +118,7 @@ func run(o options) (err error) {
 	if err := install(ctx, cluster); err != nil {
 		return err
 	}
-	if mgr, err = startManager(ctx, cluster, o.callbackAddr); err != nil {
+	if mgr, err = startManager(ctx, cluster, o); err != nil {
 		return err
 	}
 	if err := waitForReceivers(ctx, cluster); err != nil {
@@ -157,7 +161,7 @@ func install(ctx context.Context, c *localcluster.Cluster) error {
 	return err
 }
 
-func startManager(ctx context.Context, c *localcluster.Cluster, callbackAddr string) (*managerproc.Manager, error) {
+func startManager(ctx context.Context, c *localcluster.Cluster, o options) (*managerproc.Manager, error) {
 	binary := filepath.Join("bin", "manager")
 	say("Building the operator (go build -o %s .)", binary)
 	if err := managerproc.Build(ctx, ".", binary); err != nil {
@@ -168,13 +172,14 @@ func startManager(ctx context.Context, c *localcluster.Cluster, callbackAddr str
 		return nil, err
 	}
 	logPath := filepath.Join(c.LogDir, "manager.log")
-	say("Starting the operator: callbacks on %s, log in %s", callbackAddr, localcluster.DisplayPath(logPath))
+	say("Starting the operator: callbacks on %s, log in %s", o.callbackAddr, localcluster.DisplayPath(logPath))
 	return managerproc.Start(ctx, managerproc.Options{
 		Binary:       binary,
 		Kubeconfig:   c.Kubeconfig,
-		CallbackAddr: callbackAddr,
+		CallbackAddr: o.callbackAddr,
 		ProbeAddr:    probeAddr,
 		LogPath:      logPath,
+		Args:         o.managerArgs,
 	})
 }
 

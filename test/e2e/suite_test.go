@@ -36,6 +36,12 @@ const (
 	operatorDeployment     = "chatgroup-controller-manager"
 )
 
+// slowMachineCommitBudget lets the manager wait longer than the default
+// 1.5 s for a commit before it answers 503: the test expects every callback
+// to be acknowledged, and a loaded CI machine can be slow. The 503 reply is
+// tested in webhookserver.
+const slowMachineCommitBudget = "--callback-commit-budget=30s"
+
 // suite is the running environment: the cluster, the installed operator
 // and the manager process.
 type suite struct {
@@ -158,7 +164,8 @@ func (s *suite) buildManager(t *testing.T, kubeconfig string) {
 	NewWithT(t).Expect(managerproc.Build(t.Context(), s.root, binary)).To(Succeed())
 	callbackAddr, err := managerproc.FreeLoopbackAddr()
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	s.mgrOpts = managerproc.Options{Binary: binary, Kubeconfig: kubeconfig, CallbackAddr: callbackAddr}
+	s.mgrOpts = managerproc.Options{Binary: binary, Kubeconfig: kubeconfig, CallbackAddr: callbackAddr,
+		Args: []string{slowMachineCommitBudget}}
 }
 
 // startManager starts the manager on the same callback address each time,
