@@ -26,6 +26,7 @@ spec() {
 	kustomize) echo "gen sigs.k8s.io/kustomize/kustomize/v5 $bin" ;;
 	golangci-lint) echo "lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint $bin" ;;
 	kwok) echo "kwok sigs.k8s.io/kwok/cmd/kwok $bin" ;;
+	flux-notification-controller) echo "flux github.com/fluxcd/notification-controller $bin" ;;
 	*) echo "unknown tool: $1" >&2; return 1 ;;
 	esac
 }
