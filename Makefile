@@ -8,6 +8,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 KUBECTL ?= $(LOCALBIN)/k8s/kubectl
+HELM ?= $(LOCALBIN)/helm
 BUILD_TOOLS := hack/tools/build.sh
 # The envtest control plane (etcd, kube-apiserver) plus kubectl for tests.
 ENVTEST_BINARIES := etcd kube-apiserver kubectl
@@ -158,6 +159,10 @@ golangci-lint: ## Build golangci-lint into bin/.
 kubectl: ## Build kubectl into bin/k8s.
 	@$(BUILD_TOOLS) kubectl
 
+.PHONY: helm
+helm: ## Build helm into bin/.
+	@$(BUILD_TOOLS) helm
+
 .PHONY: tools
 tools: ## Build every pinned tool and the local control plane.
-	@$(BUILD_TOOLS) controller-gen kustomize golangci-lint $(LOCAL_BINARIES)
+	@$(BUILD_TOOLS) controller-gen kustomize golangci-lint helm $(LOCAL_BINARIES)

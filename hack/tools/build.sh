@@ -27,7 +27,24 @@ spec() {
 	golangci-lint) echo "lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint $bin" ;;
 	kwok) echo "kwok sigs.k8s.io/kwok/cmd/kwok $bin" ;;
 	flux-notification-controller) echo "flux github.com/fluxcd/notification-controller $bin" ;;
+	helm) echo "helm helm.sh/helm/v3/cmd/helm $bin" ;;
 	*) echo "unknown tool: $1" >&2; return 1 ;;
+	esac
+}
+
+# ldflags TOOL MODULE-DIR: the version information a tool's own release build
+# sets, so that `helm version` and helm's default Kubernetes version (for
+# `helm template` and `helm lint`) match the pinned modules.
+ldflags() {
+	case "$1" in
+	helm)
+		local helm k8s minor
+		read -r helm k8s <<<"$(cd "$2" && go list -m -f '{{.Version}}' helm.sh/helm/v3 k8s.io/client-go | tr '\n' ' ')"
+		minor=$(cut -d. -f2 <<<"$k8s")
+		echo "-X helm.sh/helm/v3/internal/version.version=$helm" \
+			"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
+			"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+		;;
 	esac
 }
 
@@ -39,7 +56,7 @@ for tool in "$@"; do
 	fi
 	echo "Building $tool from hack/tools/$mod (the first control-plane build takes several minutes)" >&2
 	start=$SECONDS
-	(cd "$tools/$mod" && go build -o "$out/$tool.tmp" "$pkg")
+	(cd "$tools/$mod" && go build -ldflags="$(ldflags "$tool" "$tools/$mod")" -o "$out/$tool.tmp" "$pkg")
 	mv "$out/$tool.tmp" "$out/$tool"
 	echo "$want" >"$stamps/$tool"
 	echo "Built $tool in $((SECONDS - start))s" >&2
