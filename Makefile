@@ -1,5 +1,21 @@
-# Image URL to use all building/pushing image targets.
-IMG ?= chatgroup-operator:latest
+# The manager image. `make image` builds it with no container engine;
+# releases set VERSION and REGISTRY (make release VERSION=v0.2.0
+# REGISTRY=registry.example.com/team). The default VERSION is a fixed
+# development version, so that the committed dist/install.yaml and
+# dist/chart do not change with every commit (and never say :latest); the
+# image's revision label records the commit.
+VERSION ?= v0.0.0-dev
+REGISTRY ?=
+IMAGE_NAME ?= chatgroup-operator
+IMAGE_REPO ?= $(if $(REGISTRY),$(REGISTRY)/)$(IMAGE_NAME)
+IMG ?= $(IMAGE_REPO):$(VERSION)
+# Inputs of the reproducible image build: the same commit gives the same
+# image digest (with the same Go toolchain).
+ARCH ?= $(shell go env GOARCH)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+SOURCE_URL ?= https://chatgroup.dev/chatgroup-operator
+IMAGE_DIR ?= $(LOCALBIN)/image
 
 # Tools are built from the Go modules under hack/tools into bin/ (see
 # hack/tools/build.sh); nothing else is downloaded.
@@ -8,6 +24,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 KUBECTL ?= $(LOCALBIN)/k8s/kubectl
+HELM ?= $(LOCALBIN)/helm
 HELM ?= $(LOCALBIN)/helm
 BUILD_TOOLS := hack/tools/build.sh
 # The envtest control plane (etcd, kube-apiserver) plus kubectl for tests.
@@ -113,8 +130,23 @@ run-local: ## Start a local control plane, install the operator and run it (Ctrl
 	go build -o bin/run-local ./hack/run-local
 	bin/run-local $(RUN_LOCAL_FLAGS)
 
+# hack/image builds the manager binary with fixed flags and packs it.
+IMAGE_FLAGS = --out "$(IMAGE_DIR)" --ref "$(IMG)" --arch "$(ARCH)" --version "$(VERSION)" \
+	--revision "$(REVISION)" --created "$(SOURCE_DATE_EPOCH)" --source "$(SOURCE_URL)"
+
+.PHONY: image
+image: ## Build the manager image with no container engine: $(IMAGE_DIR)/oci (OCI layout), image.tar (docker load, kind load image-archive), digest.
+	go build -o "$(LOCALBIN)/image-builder" ./hack/image
+	"$(LOCALBIN)/image-builder" $(IMAGE_FLAGS)
+
+.PHONY: push
+push: ## Build the image and push it to REGISTRY (credentials from docker login or crane auth login).
+	@if [ -z "$(REGISTRY)" ]; then echo "Set REGISTRY, for example make push REGISTRY=registry.example.com/team VERSION=v0.2.0"; exit 1; fi
+	go build -o "$(LOCALBIN)/image-builder" ./hack/image
+	"$(LOCALBIN)/image-builder" $(IMAGE_FLAGS) --push
+
 .PHONY: docker-build
-docker-build: ## Build the manager image (needs a Docker engine).
+docker-build: ## Build the manager image with a Docker engine (make image needs none).
 	docker build -t $(IMG) .
 
 .PHONY: build-installer
@@ -158,6 +190,10 @@ golangci-lint: ## Build golangci-lint into bin/.
 .PHONY: kubectl
 kubectl: ## Build kubectl into bin/k8s.
 	@$(BUILD_TOOLS) kubectl
+
+.PHONY: helm
+helm: ## Build helm into bin/.
+	@$(BUILD_TOOLS) helm
 
 .PHONY: helm
 helm: ## Build helm into bin/.
