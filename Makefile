@@ -26,6 +26,7 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 KUBECTL ?= $(LOCALBIN)/k8s/kubectl
 HELM ?= $(LOCALBIN)/helm
 HELM ?= $(LOCALBIN)/helm
+HELM ?= $(LOCALBIN)/helm
 BUILD_TOOLS := hack/tools/build.sh
 # The envtest control plane (etcd, kube-apiserver) plus kubectl for tests.
 ENVTEST_BINARIES := etcd kube-apiserver kubectl
@@ -81,7 +82,7 @@ verify-generated: manifests generate build-installer ## Fail if generated files 
 		git status --porcelain -- api config dist; git diff --stat -- api config dist; exit 1; fi
 
 .PHONY: test
-test: manifests generate fmt vet local-cluster ## Run every test: unit, envtest integration and e2e.
+test: manifests generate fmt vet local-cluster kustomize helm helm-lint ## Run every test: unit, envtest integration (with the chart's dry run) and e2e.
 	go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
 	$(MAKE) --no-print-directory test-e2e
 
@@ -150,10 +151,16 @@ docker-build: ## Build the manager image with a Docker engine (make image needs 
 	docker build -t $(IMG) .
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Render dist/install.yaml from config/default.
+build-installer: manifests generate kustomize ## Render dist/install.yaml from config/default and the Helm chart dist/chart from config/monitoring.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
 	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	"$(KUSTOMIZE)" build config/monitoring | go run ./hack/chart --out dist/chart --version "$(patsubst v%,%,$(VERSION))" --source "$(SOURCE_URL)"
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint dist/chart with its defaults and with every option on.
+	"$(HELM)" lint --strict dist/chart
+	"$(HELM)" lint --strict dist/chart --set serviceMonitor.enabled=true,grafanaDashboard.enabled=true,networkPolicy.enabled=false,crds.install=false
 
 ##@ Deployment
 
@@ -190,6 +197,10 @@ golangci-lint: ## Build golangci-lint into bin/.
 .PHONY: kubectl
 kubectl: ## Build kubectl into bin/k8s.
 	@$(BUILD_TOOLS) kubectl
+
+.PHONY: helm
+helm: ## Build helm into bin/.
+	@$(BUILD_TOOLS) helm
 
 .PHONY: helm
 helm: ## Build helm into bin/.
