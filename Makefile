@@ -25,8 +25,6 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 KUBECTL ?= $(LOCALBIN)/k8s/kubectl
 HELM ?= $(LOCALBIN)/helm
-HELM ?= $(LOCALBIN)/helm
-HELM ?= $(LOCALBIN)/helm
 BUILD_TOOLS := hack/tools/build.sh
 # The envtest control plane (etcd, kube-apiserver) plus kubectl for tests.
 ENVTEST_BINARIES := etcd kube-apiserver kubectl
@@ -146,6 +144,17 @@ push: ## Build the image and push it to REGISTRY (credentials from docker login 
 	go build -o "$(LOCALBIN)/image-builder" ./hack/image
 	"$(LOCALBIN)/image-builder" $(IMAGE_FLAGS) --push
 
+.PHONY: release
+release: ## Build the image, then render dist/install.yaml and dist/chart pinned to it by tag and digest: make release VERSION=vX.Y.Z REGISTRY=...
+	@if [ -z "$(REGISTRY)" ]; then echo "Set REGISTRY, for example make release REGISTRY=registry.example.com/team VERSION=v0.2.0"; exit 1; fi
+	@if ! [[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]]; then echo "VERSION must be vMAJOR.MINOR.PATCH, got $(VERSION)"; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- . ':!dist' ':!config/manager/kustomization.yaml')" ]; then \
+		echo "Release from a clean checkout: the image's revision label names the commit"; git status --short; exit 1; fi
+	$(MAKE) --no-print-directory image
+	$(MAKE) --no-print-directory build-installer IMG="$(IMG)@$$(cat "$(IMAGE_DIR)/digest")"
+	@echo "Rendered dist/install.yaml and dist/chart for $(IMG)@$$(cat "$(IMAGE_DIR)/digest")"
+	@echo "Publish the image with: make push VERSION=$(VERSION) REGISTRY=$(REGISTRY)"
+
 .PHONY: docker-build
 docker-build: ## Build the manager image with a Docker engine (make image needs none).
 	docker build -t $(IMG) .
@@ -197,14 +206,6 @@ golangci-lint: ## Build golangci-lint into bin/.
 .PHONY: kubectl
 kubectl: ## Build kubectl into bin/k8s.
 	@$(BUILD_TOOLS) kubectl
-
-.PHONY: helm
-helm: ## Build helm into bin/.
-	@$(BUILD_TOOLS) helm
-
-.PHONY: helm
-helm: ## Build helm into bin/.
-	@$(BUILD_TOOLS) helm
 
 .PHONY: helm
 helm: ## Build helm into bin/.
