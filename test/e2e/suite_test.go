@@ -57,8 +57,8 @@ type suite struct {
 }
 
 // setUp starts the control plane, installs the operator with the least
-// privileged identity it ships with, starts the manager from the local
-// build and applies the samples.
+// privileged identity it ships with, starts the manager binary taken from
+// the image `make image` builds, and applies the samples.
 func setUp(t *testing.T) *suite {
 	t.Helper()
 	g := NewWithT(t)
@@ -160,8 +160,7 @@ func (s *suite) operatorKubeconfig(t *testing.T) string {
 
 func (s *suite) buildManager(t *testing.T, kubeconfig string) {
 	t.Helper()
-	binary := filepath.Join(s.cluster.StateDir, "manager")
-	NewWithT(t).Expect(managerproc.Build(t.Context(), s.root, binary)).To(Succeed())
+	binary := managerFromImage(t, s.root, s.cluster.StateDir)
 	callbackAddr, err := managerproc.FreeLoopbackAddr()
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	s.mgrOpts = managerproc.Options{Binary: binary, Kubeconfig: kubeconfig, CallbackAddr: callbackAddr,
