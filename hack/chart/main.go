@@ -481,7 +481,6 @@ description: Mirrors Tencent Cloud Chat and OpenIM groups into ChatGroup resourc
 type: application
 version: {{ .Version }}
 appVersion: {{ printf "%q" .AppVersion }}
-kubeVersion: ">=1.28.0-0"
 {{- with .Source }}
 home: {{ . }}
 sources:
