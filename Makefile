@@ -16,6 +16,8 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 SOURCE_URL ?= https://chatgroup.dev/chatgroup-operator
 IMAGE_DIR ?= $(LOCALBIN)/image
+# make release writes the release assets (install.yaml, the chart archive) here.
+RELEASE_DIR ?= $(LOCALBIN)/release
 
 # Tools are built from the Go modules under hack/tools into bin/ (see
 # hack/tools/build.sh); nothing else is downloaded.
@@ -145,14 +147,18 @@ push: ## Build the image and push it to REGISTRY (credentials from docker login 
 	"$(LOCALBIN)/image-builder" $(IMAGE_FLAGS) --push
 
 .PHONY: release
-release: ## Build the image, then render dist/install.yaml and dist/chart pinned to it by tag and digest: make release VERSION=vX.Y.Z REGISTRY=...
+release: helm ## Build the image, render dist/install.yaml and dist/chart pinned to it by tag and digest, and package them in bin/release: make release VERSION=vX.Y.Z REGISTRY=...
 	@if [ -z "$(REGISTRY)" ]; then echo "Set REGISTRY, for example make release REGISTRY=registry.example.com/team VERSION=v0.2.0"; exit 1; fi
 	@if ! [[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]]; then echo "VERSION must be vMAJOR.MINOR.PATCH, got $(VERSION)"; exit 1; fi
 	@if [ -n "$$(git status --porcelain -- . ':!dist' ':!config/manager/kustomization.yaml')" ]; then \
 		echo "Release from a clean checkout: the image's revision label names the commit"; git status --short; exit 1; fi
 	$(MAKE) --no-print-directory image
 	$(MAKE) --no-print-directory build-installer IMG="$(IMG)@$$(cat "$(IMAGE_DIR)/digest")"
+	rm -rf "$(RELEASE_DIR)" && mkdir -p "$(RELEASE_DIR)"
+	cp dist/install.yaml "$(RELEASE_DIR)/install.yaml"
+	"$(HELM)" package dist/chart --destination "$(RELEASE_DIR)"
 	@echo "Rendered dist/install.yaml and dist/chart for $(IMG)@$$(cat "$(IMAGE_DIR)/digest")"
+	@echo "Release assets: $$(ls "$(RELEASE_DIR)" | tr '\n' ' ')in $(RELEASE_DIR)"
 	@echo "Publish the image with: make push VERSION=$(VERSION) REGISTRY=$(REGISTRY)"
 
 .PHONY: docker-build
