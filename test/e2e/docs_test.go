@@ -47,8 +47,22 @@ var notRun = map[string]string{
 	"make test-e2e": "runs this test itself",
 	"make bench": "about 15 minutes of saturating load: a benchmark, run by hand, whose figures are in " +
 		"docs/benchmarks.md; its parts are checked below with -h",
-	"make build-installer IMG=<registry>/chatgroup-operator:<tag>": "needs the user's own registry and tag " +
-		"(the placeholders); make verify-generated runs build-installer with the default image",
+	// Install (README.md) and docs/install.md. The image, the installer
+	// and the chart themselves are tested: internal/ociimage (build,
+	// reproducibility, push to a loopback registry), test/integration's
+	// chart tests (helm template against dist/install.yaml and
+	// config/monitoring, server-side dry runs) and the e2e test (the
+	// manager taken from the image).
+	"kubectl apply --server-side -f <release-url>/install.yaml":                                                                      "needs a published release (the placeholder)",
+	"helm install chatgroup-operator <release-url>/chatgroup-operator-<version>.tgz --namespace chatgroup-system --create-namespace": "needs a published release (the placeholders)",
+	"kind load image-archive bin/image/image.tar": "needs kind and a kind cluster (a container engine); " +
+		"the image's binary is what the e2e test runs",
+	"make release push VERSION=v0.1.0 REGISTRY=<registry>/<team>": "needs the user's registry (the placeholder) " +
+		"and a clean checkout, and rewrites dist/; ociimage's push test uses a loopback registry",
+	"kubectl apply --server-side -k config/monitoring": "needs a cluster with the Prometheus Operator's CRDs; " +
+		"the chart tests compare config/monitoring with the chart and dry-run a ServiceMonitor",
+	"kubectl label namespace monitoring metrics=enabled": "needs a cluster with a Prometheus in the namespace monitoring",
+	"kubectl create clusterrolebinding chatgroup-metrics-prometheus --clusterrole=chatgroup-metrics-reader --serviceaccount=monitoring:prometheus-k8s": "needs a cluster with a Prometheus in the namespace monitoring",
 }
 
 // flagsOnly lists the documented commands that take minutes of load or a
