@@ -12,6 +12,7 @@ COPY main.go main.go
 COPY api/ api/
 COPY controllers/ controllers/
 COPY webhookserver/ webhookserver/
+COPY internal/ internal/
 
 # A static binary: no libc needed in the final image.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o manager main.go
