@@ -104,16 +104,16 @@ local-cluster: ## Build the full local control plane: the envtest binaries, kube
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
-	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzTencentDecode$$' -fuzztime $${FUZZTIME:-30s}
-	go test ./webhookserver/ -run '^$$' -fuzz '^FuzzOpenIMDecode$$' -fuzztime $${FUZZTIME:-30s}
+	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
+	go test ./internal/provider/openim/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 
 .PHONY: test-faults
 test-faults: manifests generate envtest ## Fault tests under load: API server crash, two replicas, duplicates, bad requests.
 	go test -tags faults ./test/faults/ -count=1 -v -timeout 20m
 
 .PHONY: bench
-bench: manifests generate envtest ## Benchmarks: codec and reducer Go benchmarks, then group commit vs one write per event under load.
-	go test ./webhookserver/ -run '^$$' -bench . -benchmem -count 1
+bench: manifests generate envtest ## Benchmarks: decoder and reducer Go benchmarks, then group commit vs one write per event under load.
+	go test ./internal/provider/... ./internal/groupstate/ -run '^$$' -bench . -benchmem -count 1
 	go run ./hack/bench $(BENCH_FLAGS)
 
 ##@ Build

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 func TestChatReceiverReconciler_Reconcile(t *testing.T) {
@@ -81,7 +81,7 @@ func TestChatReceiverReconciler_Reconcile(t *testing.T) {
 
 	t.Run("satisfies kubectl wait", func(t *testing.T) {
 		g := NewWithT(t)
-		kubectl := filepath.Join(testenv.BinDir(), "kubectl")
+		kubectl := filepath.Join(testsupport.BinDir(), "kubectl")
 		out, err := exec.Command(kubectl, "--kubeconfig", env.Kubeconfig, "-n", ns,
 			"wait", "--for=condition=Ready", "chatreceiver/tencent", "--timeout=30s").CombinedOutput()
 		g.Expect(err).NotTo(HaveOccurred(), string(out))

@@ -26,7 +26,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/cli"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 // The integration tests share one control plane. Each test works in its
@@ -38,7 +38,7 @@ const (
 	interval = 100 * time.Millisecond
 )
 
-var env *testenv.Env
+var env *testsupport.Env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	var err error
-	if env, err = testenv.New(); err != nil {
+	if env, err = testsupport.New(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -1,26 +1,24 @@
-package webhookserver
+package webhookserver_test
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
+	. "chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 // slowMachineCommitBudget is the commit budget of tests that expect every
@@ -29,65 +27,46 @@ const slowMachineCommitBudget = 30 * time.Second
 
 // startManager runs a manager with only the callback server, as one replica
 // would, and returns the server's base URL.
-func startManager(t *testing.T, env *testenv.Env) string {
+func startManager(t *testing.T, env *testsupport.Env) string {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := DefaultOptions()
-	opts.Addr = "127.0.0.1:0"
 	// These tests check what is stored; a loaded CI machine must not turn a
 	// slow commit into a 503. The reply on a missed budget is tested in
 	// server_test.go.
 	opts.CommitBudget = slowMachineCommitBudget
-	srv := New(mgr, opts)
-	if err := srv.SetupWithManager(mgr); err != nil {
+	r, err := testsupport.StartCallbackServer(env.Config, env.Scheme, opts)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
+	t.Cleanup(func() {
+		if err := r.Stop(); err != nil {
 			t.Errorf("manager: %v", err)
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	NewWithT(t).Eventually(srv.BoundAddr).WithTimeout(30 * time.Second).ShouldNot(BeEmpty())
-	return "http://" + srv.BoundAddr()
+	})
+	return r.URL
 }
 
 // setUpReceivers creates a namespace with a Tencent and an OpenIM receiver.
 // Their status is set here as the ChatReceiver reconciler would.
-func setUpReceivers(t *testing.T, env *testenv.Env, ns string) {
+func setUpReceivers(t *testing.T, env *testsupport.Env, ns string) {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
-	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	for _, r := range []struct {
-		name, token string
-		provider    imv1.Provider
-		appID       string
-	}{{"tencent", tencentToken, imv1.ProviderTencent, testAppID}, {"openim", openIMToken, imv1.ProviderOpenIM, ""}} {
-		g.Expect(env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.name, Namespace: ns},
-			StringData: map[string]string{imv1.TokenKey: r.token}})).To(Succeed())
-		rcv := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Name: r.name, Namespace: ns},
-			Spec: imv1.ChatReceiverSpec{Provider: r.provider, AppID: r.appID, SecretRef: imv1.SecretReference{Name: r.name}}}
-		g.Expect(env.Client.Create(ctx, rcv)).To(Succeed())
-		rcv.Status.WebhookPath = imv1.WebhookPath(ns, r.name, r.token)
-		g.Expect(env.Client.Status().Update(ctx, rcv)).To(Succeed())
+	g.Expect(testsupport.CreateNamespace(ctx, env.Client, ns)).To(Succeed())
+	for _, r := range []testsupport.Receiver{
+		{Name: "tencent", Provider: imv1.ProviderTencent, Token: tencentToken},
+		{Name: "openim", Provider: imv1.ProviderOpenIM, Token: openIMToken},
+	} {
+		r.Namespace = ns
+		_, err := r.Create(ctx, env.Client)
+		g.Expect(err).NotTo(HaveOccurred())
 	}
 }
 
 func tencentPost(g Gomega, baseURL, ns, command, body string) string {
-	rt := strconv.FormatInt(time.Now().Unix(), 10)
-	url := baseURL + imv1.WebhookPath(ns, "tencent", tencentToken) + "?SdkAppid=" + testAppID + "&CallbackCommand=" + command +
-		"&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI&Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt
+	sender := tencenttest.Sender{AppID: testAppID, Token: tencentToken}
+	url, err := sender.URL(baseURL, imv1.WebhookPath(ns, "tencent", tencentToken), command, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
 	return post(g, url, body, "")
 }
 
@@ -107,7 +86,7 @@ func post(g Gomega, url, body, operationID string) string {
 }
 
 func TestServer_integration(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := "callbacks"
@@ -117,9 +96,9 @@ func TestServer_integration(t *testing.T) {
 	create := `{"CallbackCommand": "Group.CallbackAfterCreateGroup","GroupId" : "@TGS#2J4SZEAEL","Operator_Account": "group_root","Owner_Account": "leckie","Type": "Public","Name": "MyFirstGroup","MemberList": [{ "Member_Account": "bob" },{ "Member_Account": "peter" }],"EventTime":"1670574414000"}`
 	join := `{"CallbackCommand": "Group.CallbackAfterNewMemberJoin","GroupId" : "@TGS#2J4SZEAEL","Type": "Public","JoinType": "Apply","Operator_Account": "leckie","NewMemberList": [{ "Member_Account": "jared" },{ "Member_Account": "tommy" }],"EventTime":"1670574414100"}`
 	// The exit seed arrives before the join it follows: order must not matter.
-	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterMemberExit", tencentExitBody)).To(ContainSubstring(`"ActionStatus":"OK"`))
-	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterCreateGroup", create)).To(ContainSubstring(`"ErrorInfo":"applied"`))
-	g.Expect(tencentPost(g, baseURL, ns, "Group.CallbackAfterNewMemberJoin", join)).To(ContainSubstring(`"ErrorInfo":"stale"`))
+	g.Expect(tencentPost(g, baseURL, ns, tencent.MemberExit, tencentExitBody)).To(ContainSubstring(`"ActionStatus":"OK"`))
+	g.Expect(tencentPost(g, baseURL, ns, tencent.CreateGroup, create)).To(ContainSubstring(`"ErrorInfo":"applied"`))
+	g.Expect(tencentPost(g, baseURL, ns, tencent.NewMemberJoin, join)).To(ContainSubstring(`"ErrorInfo":"stale"`))
 
 	// The reply came after the commit: the API server already has it.
 	cg := &imv1.ChatGroup{}
@@ -142,7 +121,7 @@ func TestServer_integration(t *testing.T) {
 // the same groups concurrently: every acknowledged event must be stored
 // exactly once.
 func TestServer_twoReplicas(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := "replicas"
@@ -190,4 +169,12 @@ func TestServer_twoReplicas(t *testing.T) {
 		g.Expect(cg.Status.MemberCount).To(Equal(int32(usersPerGroup)), cg.Spec.GroupID)
 		g.Expect(cg.Status.EventsApplied).To(Equal(int64(usersPerGroup)), "each event applied exactly once in %s", cg.Spec.GroupID)
 	}
+}
+
+func memberIDs(st *imv1.ChatGroupStatus) []string {
+	ids := []string{}
+	for _, m := range st.Members {
+		ids = append(ids, m.UserID)
+	}
+	return ids
 }

@@ -11,14 +11,14 @@ import (
 
 // eventKey derives the deduplication key of a callback from its content.
 // Neither provider sends an event ID, so the key is sha256 over the
-// provider, appID, command, OpenIM's operationID header (which tells apart
-// two identical quits of the same user) and the body with insignificant
-// whitespace removed. Volatile query parameters (Sign, RequestTime,
-// ClientIP, OptPlatform) are left out, so a re-signed retry has the same
-// key. The first 32 hex digits (128 bits) are kept.
-func eventKey(provider imv1.Provider, appID, command, operationID string, body []byte) string {
+// provider, appID, command, the provider's request ID (OpenIM's
+// operationID, which tells apart two identical quits of the same user) and
+// the body with insignificant whitespace removed. Volatile parts of the
+// request (a signature and its time) are left out, so a re-signed retry
+// has the same key. The first 32 hex digits (128 bits) are kept.
+func eventKey(provider imv1.Provider, appID, command, requestID string, body []byte) string {
 	h := sha256.New()
-	for _, part := range []string{string(provider), appID, command, operationID} {
+	for _, part := range []string{string(provider), appID, command, requestID} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"chatgroup.dev/chatgroup-operator/internal/commit"
+	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 )
 
 // Options configures the callback server.
@@ -29,13 +32,13 @@ type Options struct {
 	// CommitConcurrency bounds the groups committed in parallel.
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
-	Limits Limits
+	Limits groupstate.Limits
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
 }
 
-// DefaultOptions returns the defaults documented in DESIGN.md.
+// DefaultOptions returns the defaults, which the flags show.
 func DefaultOptions() Options {
 	return Options{
 		Addr:              ":8082",
@@ -45,7 +48,7 @@ func DefaultOptions() Options {
 		SignWindow:        60 * time.Second,
 		MaxBodyBytes:      4 << 20,
 		CommitConcurrency: 64,
-		Limits: Limits{
+		Limits: groupstate.Limits{
 			MaxMembers:   10000,
 			MaxDeparted:  1000,
 			JournalSize:  64,
@@ -96,4 +99,19 @@ func (o *Options) Validate() error {
 	check(o.Limits.JournalSize > 0 && o.Limits.JournalSize <= 1024, "journal-size must be in 1..1024")
 	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
 	return errors.Join(errs...)
+}
+
+// drainTimeout is how long queued events get to be stored on shutdown.
+const drainTimeout = 5 * time.Second
+
+// commitOptions are the committer's options.
+func (o *Options) commitOptions() commit.Options {
+	return commit.Options{
+		Concurrency:      o.CommitConcurrency,
+		MaxPending:       o.MaxPending,
+		RetryTimeout:     o.RetryTimeout,
+		DrainTimeout:     drainTimeout,
+		OneWritePerEvent: o.OneWritePerEvent,
+		Limits:           o.Limits,
+	}
 }

@@ -1,4 +1,4 @@
-package webhookserver
+package webhookserver_test
 
 import (
 	"context"
@@ -6,41 +6,39 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
+	. "chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 const (
 	testNS       = "chat"
-	testAppID    = "1400000000"
+	testAppID    = tencenttest.SampleAppID
 	tencentToken = "xxxxyyyy"
 	openIMToken  = "openim-token"
 )
 
-// Verbatim from the Tencent "member exit" seed page (comments removed).
-const tencentExitBody = `{"CallbackCommand": "Group.CallbackAfterMemberExit","GroupId": "@TGS#2J4SZEAEL","Type": "Public","ExitType": "Kicked","Operator_Account": "leckie","ExitMemberList": [{"Member_Account": "jared"},{"Member_Account": "tommy"}],"EventTime":"1670574414123"}`
+// The seed pages' bodies: Tencent's member exit, OpenIM's quit.
+var (
+	tencentExitBody = string(tencenttest.Sample("exit"))
+	openIMQuitBody  = string(openimtest.Sample("quit"))
+)
 
-// Verbatim from the OpenIM "quit group" seed page.
-const openIMQuitBody = `{
-"callbackCommand": "callbackAfterQuitGroupCommand",
-"groupID": "G001",
-"userID": "user123"
-}`
+// fakeBase is the callback server's URL in requests served by ServeHTTP.
+const fakeBase = "http://callbacks.test"
 
 type harness struct {
 	srv    *Server
@@ -48,24 +46,30 @@ type harness struct {
 	now    time.Time
 }
 
+// receivers are the fixtures of the fake API server.
+var receivers = []testsupport.Receiver{
+	{Name: "tencent", Provider: imv1.ProviderTencent, Token: tencentToken},
+	{Name: "openim", Provider: imv1.ProviderOpenIM, Token: openIMToken, PreviousToken: "old-token"},
+	{Name: "openim-basic", Provider: imv1.ProviderOpenIM, Token: "basic-token", Username: "im", Password: "s3cret"},
+}
+
+// fakeClient returns a fake API server holding the receivers and their
+// Secrets.
+func fakeClient(receivers ...testsupport.Receiver) *fake.ClientBuilder {
+	var objs []client.Object
+	for _, r := range receivers {
+		r.Namespace, r.GroupLabels = testNS, map[string]string{"team": "support"}
+		rcv, secret := r.Objects()
+		objs = append(objs, rcv, secret)
+	}
+	return fake.NewClientBuilder().WithScheme(testsupport.Scheme()).WithObjects(objs...).
+		WithStatusSubresource(&imv1.ChatGroup{}, &imv1.ChatReceiver{}).
+		WithIndex(&imv1.ChatReceiver{}, WebhookPathIndex, ReceiverPaths)
+}
+
 func newHarness(t *testing.T, mutate ...func(*Options)) *harness {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = imv1.AddToScheme(scheme)
-
-	objs := []client.Object{
-		receiver("tencent", imv1.ProviderTencent, testAppID, "tencent-secret", tencentToken),
-		secret("tencent-secret", map[string]string{imv1.TokenKey: tencentToken}),
-		receiver("openim", imv1.ProviderOpenIM, "", "openim-secret", openIMToken, "old-token"),
-		secret("openim-secret", map[string]string{imv1.TokenKey: openIMToken, imv1.PreviousTokenKey: "old-token"}),
-		receiver("openim-basic", imv1.ProviderOpenIM, "", "basic-secret", "basic-token"),
-		secret("basic-secret", map[string]string{imv1.TokenKey: "basic-token", imv1.UsernameKey: "im", imv1.PasswordKey: "s3cret"}),
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
-		WithStatusSubresource(&imv1.ChatGroup{}, &imv1.ChatReceiver{}).
-		WithIndex(&imv1.ChatReceiver{}, WebhookPathIndex, receiverPaths).Build()
-	return newHarnessWithClient(t, c, mutate...)
+	return newHarnessWithClient(t, fakeClient(receivers...).Build(), mutate...)
 }
 
 func newHarnessWithClient(_ *testing.T, c client.Client, mutate ...func(*Options)) *harness {
@@ -74,43 +78,30 @@ func newHarnessWithClient(_ *testing.T, c client.Client, mutate ...func(*Options
 		m(&opts)
 	}
 	h := &harness{client: c, now: time.Unix(1669872112, 0)}
-	h.srv = newServer(c, c, nil, log.Log, opts)
-	h.srv.now = func() time.Time { return h.now }
+	h.srv = NewForTest(c, opts, func() time.Time { return h.now })
 	return h
 }
 
-func receiver(name string, provider imv1.Provider, appID, secretName, token string, previous ...string) *imv1.ChatReceiver {
-	rcv := &imv1.ChatReceiver{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS, UID: types.UID(name)},
-		Spec: imv1.ChatReceiverSpec{Provider: provider, AppID: appID, SecretRef: imv1.SecretReference{Name: secretName},
-			GroupLabels: map[string]string{"team": "support"}},
-		Status: imv1.ChatReceiverStatus{WebhookPath: imv1.WebhookPath(testNS, name, token)},
+// tencentURL builds a callback URL signed now by the Tencent receiver's
+// sender (its token and appID, unless changed).
+func (h *harness) tencentURL(command string, change ...func(*tencenttest.Sender)) string {
+	sender := tencenttest.Sender{AppID: testAppID, Token: tencentToken}
+	for _, c := range change {
+		c(&sender)
 	}
-	if len(previous) > 0 {
-		rcv.Status.PreviousWebhookPath = imv1.WebhookPath(testNS, name, previous[0])
+	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), command, h.now)
+	if err != nil {
+		panic(err)
 	}
-	return rcv
+	return u
 }
 
-func secret(name string, data map[string]string) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS}, StringData: nil, Data: toBytes(data)}
-}
-
-func toBytes(m map[string]string) map[string][]byte {
-	out := map[string][]byte{}
-	for k, v := range m {
-		out[k] = []byte(v)
-	}
-	return out
-}
-
-// tencentURL builds a signed Tencent callback URL.
-func (h *harness) tencentURL(command string, query ...string) string {
-	rt := strconv.FormatInt(h.now.Unix(), 10)
-	u := imv1.WebhookPath(testNS, "tencent", tencentToken) + "?SdkAppid=" + testAppID + "&CallbackCommand=" + command +
-		"&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI&Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt
-	for _, q := range query {
-		u += "&" + q
+// oldTencentURL is tencentURL signed age ago.
+func (h *harness) oldTencentURL(command string, age time.Duration) string {
+	sender := tencenttest.Sender{AppID: testAppID, Token: tencentToken}
+	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), command, h.now.Add(-age))
+	if err != nil {
+		panic(err)
 	}
 	return u
 }
@@ -151,7 +142,7 @@ func TestServer_tencentCallbackIsStoredBeforeTheReply(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t)
 
-	rec := h.do(http.MethodPost, h.tencentURL("Group.CallbackAfterMemberExit"), tencentExitBody)
+	rec := h.do(http.MethodPost, h.tencentURL(tencent.MemberExit), tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
 	g.Expect(rec.Header().Get("Content-Type")).To(Equal("application/json; charset=utf-8"))
 	var reply tencentReply
@@ -169,7 +160,7 @@ func TestServer_tencentCallbackIsStoredBeforeTheReply(t *testing.T) {
 
 	// Re-signed and resent a second later: a duplicate, acknowledged again.
 	h.now = h.now.Add(time.Second)
-	rec = h.do(http.MethodPost, h.tencentURL("Group.CallbackAfterMemberExit"), tencentExitBody)
+	rec = h.do(http.MethodPost, h.tencentURL(tencent.MemberExit), tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusOK))
 	g.Expect(rec.Body.String()).To(ContainSubstring(`"ErrorInfo":"duplicate"`))
 	g.Expect(h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL").Status.EventsApplied).To(Equal(int64(1)))
@@ -202,12 +193,8 @@ func TestServer_rejections(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxBodyBytes = 1024 })
 	openim := imv1.WebhookPath(testNS, "openim", openIMToken)
 	basic := imv1.WebhookPath(testNS, "openim-basic", "basic-token")
-	tencentPath := imv1.WebhookPath(testNS, "tencent", tencentToken)
-	signed := func(query string) string {
-		return tencentPath + "?SdkAppid=" + testAppID + "&CallbackCommand=Group.CallbackAfterMemberExit&" + query
-	}
-	rt := strconv.FormatInt(h.now.Unix(), 10)
-	oldRT := strconv.FormatInt(h.now.Add(-2*time.Minute).Unix(), 10)
+	exit := func(change ...func(*tencenttest.Sender)) string { return h.tencentURL(tencent.MemberExit, change...) }
+	unsigned := func(s *tencenttest.Sender) { s.Token = "" }
 
 	tests := []struct {
 		name     string
@@ -224,13 +211,13 @@ func TestServer_rejections(t *testing.T) {
 		{name: "path outside /callbacks", url: "/healthz", want: 404},
 		{name: "OpenIM path without a command", url: openim, body: openIMQuitBody, want: 404},
 		{name: "wrong method", method: http.MethodGet, url: openim + "/callbackAfterQuitGroupCommand", want: 405, contains: "use POST"},
-		{name: "wrong SdkAppid", url: tencentPath + "?SdkAppid=1&CallbackCommand=Group.CallbackAfterMemberExit", body: tencentExitBody, want: 403, tencent: true, contains: "SdkAppid"},
-		{name: "missing signature", url: signed(""), body: tencentExitBody, want: 401, tencent: true, contains: "missing Sign"},
-		{name: "bad signature", url: signed("Sign=" + strings.Repeat("a", 64) + "&RequestTime=" + rt), body: tencentExitBody, want: 401, tencent: true, contains: "signature mismatch"},
-		{name: "request time outside the window", url: signed("Sign=" + tencentSign(tencentToken, oldRT) + "&RequestTime=" + oldRT), body: tencentExitBody, want: 401, tencent: true, contains: "away from the server clock"},
+		{name: "wrong SdkAppid", url: exit(unsigned, func(s *tencenttest.Sender) { s.AppID = "1" }), body: tencentExitBody, want: 403, tencent: true, contains: "SdkAppid"},
+		{name: "missing signature", url: exit(unsigned), body: tencentExitBody, want: 401, tencent: true, contains: "missing Sign"},
+		{name: "bad signature", url: exit(func(s *tencenttest.Sender) { s.Token = "not the token" }), body: tencentExitBody, want: 401, tencent: true, contains: "signature mismatch"},
+		{name: "request time outside the window", url: h.oldTencentURL(tencent.MemberExit, 2*time.Minute), body: tencentExitBody, want: 401, tencent: true, contains: "away from the server clock"},
 		{name: "body too large", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":"` + strings.Repeat("x", 2048) + `"}`, want: 413},
 		{name: "malformed JSON", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":`, want: 400},
-		{name: "wrong field type", url: signed("Sign=" + tencentSign(tencentToken, rt) + "&RequestTime=" + rt), body: `{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":5}`, want: 400, tencent: true},
+		{name: "wrong field type", url: exit(), body: `{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":5}`, want: 400, tencent: true},
 		{name: "unknown command is ignored", url: openim + "/callbackAfterSendGroupMsgCommand", body: `{}`, want: 200, contains: "ignored"},
 		{name: "basic auth required", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, want: 401, contains: "basic auth"},
 		{name: "basic auth accepted", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, header: []string{"Authorization", "Basic aW06czNjcmV0"}, want: 200},
@@ -266,7 +253,7 @@ func TestServer_rejections(t *testing.T) {
 func TestServer_replayIsRejected(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t)
-	url := h.tencentURL("Group.CallbackAfterMemberExit")
+	url := h.tencentURL(tencent.MemberExit)
 	g.Expect(h.do(http.MethodPost, url, tencentExitBody).Code).To(Equal(http.StatusOK))
 	rec := h.do(http.MethodPost, url, tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusUnauthorized))
@@ -314,15 +301,8 @@ func TestServer_allowedCIDRs(t *testing.T) {
 // stored once the API server recovers.
 func TestServer_commitBudget(t *testing.T) {
 	g := NewWithT(t)
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = imv1.AddToScheme(scheme)
 	failing := make(chan struct{})
-	base := fake.NewClientBuilder().WithScheme(scheme).
-		WithObjects(receiver("openim", imv1.ProviderOpenIM, "", "openim-secret", openIMToken),
-			secret("openim-secret", map[string]string{imv1.TokenKey: openIMToken})).
-		WithStatusSubresource(&imv1.ChatGroup{}, &imv1.ChatReceiver{}).
-		WithIndex(&imv1.ChatReceiver{}, WebhookPathIndex, receiverPaths).
+	base := fakeClient(testsupport.Receiver{Name: "openim", Provider: imv1.ProviderOpenIM, Token: openIMToken}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				select {
@@ -334,7 +314,6 @@ func TestServer_commitBudget(t *testing.T) {
 			},
 		}).Build()
 	h := newHarnessWithClient(t, base, func(o *Options) { o.CommitBudget = 100 * time.Millisecond })
-	h.srv.committer.now = time.Now
 
 	url := imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterQuitGroupCommand"
 	rec := h.do(http.MethodPost, url, openIMQuitBody)

@@ -32,8 +32,9 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
-	"chatgroup.dev/chatgroup-operator/internal/operatortest"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -50,25 +51,25 @@ func scenarios(scale float64) []scenario {
 	return []scenario{{
 		name: "hot",
 		what: "10 hot groups, as fast as 256 connections go",
-		workload: loadgen.Workload{Provider: imv1.ProviderTencent, Events: n(8000), Groups: 10,
+		workload: loadgen.Workload{Provider: tencent.Name, Events: n(8000), Groups: 10,
 			LeaveFraction: 0.25, Seed: 1},
 		opts: loadgen.Options{Concurrency: 256},
 	}, {
 		name: "spread",
 		what: "1,000 groups, as fast as 64 connections go",
-		workload: loadgen.Workload{Provider: imv1.ProviderTencent, Events: n(8000), Groups: 1000,
+		workload: loadgen.Workload{Provider: tencent.Name, Events: n(8000), Groups: 1000,
 			LeaveFraction: 0.25, Seed: 2},
 		opts: loadgen.Options{Concurrency: 64},
 	}, {
 		name: "rate1000",
 		what: "1,000 callbacks/s over 1,000 groups (latency goal: p99 < 250ms)",
-		workload: loadgen.Workload{Provider: imv1.ProviderTencent, Events: n(15000), Groups: 1000,
+		workload: loadgen.Workload{Provider: tencent.Name, Events: n(15000), Groups: 1000,
 			LeaveFraction: 0.25, Seed: 3},
 		opts: loadgen.Options{Rate: 1000, Concurrency: 256},
 	}, {
 		name: "skewed-openim",
 		what: "OpenIM, 1,000 groups with 80% of events on 10, 10% duplicates, reordered",
-		workload: loadgen.Workload{Provider: imv1.ProviderOpenIM, Events: n(8000), Groups: 1000, HotGroups: 10,
+		workload: loadgen.Workload{Provider: openim.Name, Events: n(8000), Groups: 1000, HotGroups: 10,
 			HotFraction: 0.8, LeaveFraction: 0.25, DuplicateRate: 0.1, ReorderWindow: 50, Seed: 4},
 		opts: loadgen.Options{Concurrency: 64},
 	}}
@@ -114,7 +115,7 @@ func main() {
 func run(only string, scale float64, memoryGroups int) error {
 	fmt.Printf("Machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fmt.Println("Starting the control plane (etcd, kube-apiserver)...")
-	env, err := testenv.New()
+	env, err := testsupport.New()
 	if err != nil {
 		return err
 	}
@@ -155,14 +156,14 @@ func run(only string, scale float64, memoryGroups int) error {
 
 // runMode starts a manager with the callback server in one mode, sends the
 // scenario's load to it, and verifies the result.
-func runMode(ctx context.Context, env *testenv.Env, ns string, sc scenario, baseline bool) (result, error) {
-	target, err := operatortest.SetUpReceiver(ctx, env.Client, ns, sc.workload.Provider)
+func runMode(ctx context.Context, env *testsupport.Env, ns string, sc scenario, baseline bool) (result, error) {
+	target, err := testsupport.LoadReceiver(ctx, env.Client, ns, sc.workload.Provider)
 	if err != nil {
 		return result{}, err
 	}
 	opts := webhookserver.DefaultOptions()
 	opts.OneWritePerEvent = baseline
-	replica, err := operatortest.StartReplica(env.Config, env.Scheme, opts)
+	replica, err := testsupport.StartCallbackServer(env.Config, env.Scheme, opts)
 	if err != nil {
 		return result{}, err
 	}
@@ -242,7 +243,7 @@ func counters(name string) map[string]float64 {
 
 // measureMemory creates n ChatGroups with five members each and reports
 // how much the manager's heap grows when its cache holds them.
-func measureMemory(ctx context.Context, env *testenv.Env, n int) error {
+func measureMemory(ctx context.Context, env *testsupport.Env, n int) error {
 	const ns = "bench-memory"
 	fmt.Printf("\n== memory: a manager caching %d ChatGroups (5 members, full 64-entry journal, 128 dedupe keys)\n", n)
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -284,7 +285,7 @@ func measureMemory(ctx context.Context, env *testenv.Env, n int) error {
 }
 
 // createGroups creates n ChatGroups with 32 writers in parallel.
-func createGroups(ctx context.Context, env *testenv.Env, ns string, n int) error {
+func createGroups(ctx context.Context, env *testsupport.Env, ns string, n int) error {
 	ids := make(chan int)
 	errs := make(chan error, 32)
 	for range 32 {
@@ -309,8 +310,8 @@ func createGroups(ctx context.Context, env *testenv.Env, ns string, n int) error
 	return err
 }
 
-func createGroup(ctx context.Context, env *testenv.Env, ns string, i int) error {
-	spec := imv1.ChatGroupSpec{Provider: imv1.ProviderTencent, AppID: "1400000000", GroupID: fmt.Sprintf("@TGS#mem%d", i)}
+func createGroup(ctx context.Context, env *testsupport.Env, ns string, i int) error {
+	spec := imv1.ChatGroupSpec{Provider: tencent.Name, AppID: "1400000000", GroupID: fmt.Sprintf("@TGS#mem%d", i)}
 	cg := &imv1.ChatGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns,
 		Name: imv1.ChatGroupName(spec.Provider, spec.AppID, spec.GroupID)}, Spec: spec}
 	if err := env.Client.Create(ctx, cg); err != nil {

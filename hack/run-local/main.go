@@ -22,10 +22,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/localcluster"
 	"chatgroup.dev/chatgroup-operator/internal/managerproc"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 )
 
 // The binaries the local cluster runs, built by hack/tools/build.sh.
@@ -195,7 +195,7 @@ func waitForReceivers(ctx context.Context, c *localcluster.Cluster) error {
 	for _, name := range sampleReceivers {
 		key := types.NamespacedName{Namespace: samplesNamespace, Name: name}
 		for {
-			_, err := callbacks.ForReceiver(ctx, cl, key)
+			_, err := providertest.ForReceiver(ctx, cl, key)
 			if err == nil {
 				break
 			}

@@ -28,6 +28,9 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/cli"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 )
 
 // usageError is a mistake on the command line: exit status 2.
@@ -41,7 +44,7 @@ type options struct {
 	operator, owner, prevOwner    string
 	reason, name, notification    string
 	groupType, role, nameCard     string
-	eventTime, operationID        string
+	eventTime, opID               string
 	numericEventTime, openIMQuery bool
 	timeout                       time.Duration
 }
@@ -56,7 +59,7 @@ func main() {
 	fs.StringVar(&o.provider, "provider", "", "tencent or openim (default: the receiver's provider).")
 	fs.StringVar(&o.path, "path", "", "Webhook path, the receiver's status.webhookPath (instead of --receiver).")
 	fs.StringVar(&o.token, "token", "", "Tencent signing token (instead of --receiver).")
-	fs.StringVar(&o.appID, "app-id", "", "Tencent SdkAppid (default: the receiver's appID).")
+	fs.StringVar(&o.appID, "app-id", "", "Application ID of Tencent callbacks (default: the receiver's appID).")
 	fs.StringVar(&o.command, "command", "", "What happened: "+strings.Join(actionNames(), ", ")+" (required).")
 	fs.StringVar(&o.group, "group", "", "Group ID (required).")
 	fs.StringVar(&o.users, "users", "", "Comma-separated user IDs: the members created, joining, leaving or in the group at the disband; for member-field the member.")
@@ -70,7 +73,7 @@ func main() {
 	fs.StringVar(&o.role, "role", "", "New role for member-field: Admin or Member.")
 	fs.StringVar(&o.nameCard, "name-card", "", "New group nickname for member-field.")
 	fs.StringVar(&o.eventTime, "event-time", "", "Event time as RFC 3339 or Unix milliseconds (default: now).")
-	fs.StringVar(&o.operationID, "operation-id", "", "OpenIM operationID header (default: generated).")
+	fs.StringVar(&o.opID, "operation-id", "", "OpenIM operation ID, sent in a header (default: generated).")
 	fs.BoolVar(&o.numericEventTime, "numeric-event-time", false, "Send Tencent's EventTime as a JSON number instead of a quoted string.")
 	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append ?contenttype=json to OpenIM URLs, as OpenIM's docs show.")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "Timeout for the whole command.")
@@ -107,7 +110,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	cbs, err := ep.Provider.Build(action, params)
+	cbs, err := ep.Sender.Build(action, params)
 	if err != nil {
 		return usageError{err}
 	}
@@ -146,7 +149,7 @@ func parseChange(o options) (callbacks.Action, callbacks.Params, error) {
 		Role:          o.role,
 		NameCard:      o.nameCard,
 		EventTime:     at,
-		OperationID:   o.operationID,
+		OperationID:   o.opID,
 	}, nil
 }
 
@@ -176,48 +179,44 @@ func splitList(s string) []string {
 
 // endpoint resolves where to send and how to sign: from the receiver in
 // the cluster, from flags, or both, with flags taking precedence.
-func endpoint(ctx context.Context, o options) (callbacks.Endpoint, error) {
-	var ep callbacks.Endpoint
+func endpoint(ctx context.Context, o options) (providertest.Endpoint, error) {
+	var ep providertest.Endpoint
 	if o.receiver != "" {
 		var err error
 		if ep, err = receiverEndpoint(ctx, o.kubeconfig, o.receiver); err != nil {
 			return ep, err
 		}
 	}
-	provider, appID, token := describe(ep.Provider)
-	provider, appID, token = firstSet(o.provider, provider), firstSet(o.appID, appID), firstSet(o.token, token)
-	ep.Path = firstSet(o.path, ep.Path)
+	provider := o.provider
+	if provider == "" && ep.Sender != nil {
+		provider = string(ep.Sender.Name())
+	}
+	ep.AppID, ep.Token, ep.Path = firstSet(o.appID, ep.AppID), firstSet(o.token, ep.Token), firstSet(o.path, ep.Path)
 	if ep.Path == "" {
 		return ep, usageError{errors.New("pass --receiver, or --path with the receiver's status.webhookPath")}
 	}
 	if provider == "" {
 		return ep, usageError{errors.New("pass --provider tencent|openim, or --receiver")}
 	}
-	p, err := callbacks.New(provider, appID, token)
+	sender, err := providertest.New(provider, ep.AppID, ep.Token)
 	if err != nil {
 		return ep, usageError{err}
 	}
-	switch v := p.(type) {
-	case callbacks.Tencent:
-		v.NumericEventTime = o.numericEventTime
-		p = v
-	case callbacks.OpenIM:
-		v.ContentTypeQuery = o.openIMQuery
-		p = v
-	}
-	ep.Provider = p
+	ep.Sender = withFlags(sender, o)
 	return ep, nil
 }
 
-// describe returns what a receiver's provider was configured with.
-func describe(p callbacks.Provider) (provider, appID, token string) {
-	switch v := p.(type) {
-	case callbacks.Tencent:
-		return string(v.Name()), v.AppID, v.Token
-	case callbacks.OpenIM:
-		return string(v.Name()), "", ""
+// withFlags applies the flags that only concern one provider's Sender.
+func withFlags(sender callbacks.Sender, o options) callbacks.Sender {
+	switch v := sender.(type) {
+	case tencenttest.Sender:
+		v.NumericEventTime = o.numericEventTime
+		return v
+	case openimtest.Sender:
+		v.ContentTypeQuery = o.openIMQuery
+		return v
 	}
-	return "", "", ""
+	return sender
 }
 
 func firstSet(values ...string) string {
@@ -230,20 +229,20 @@ func firstSet(values ...string) string {
 }
 
 // receiverEndpoint reads the ChatReceiver and its token Secret.
-func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (callbacks.Endpoint, error) {
+func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (providertest.Endpoint, error) {
 	cfg, loader, err := cli.Kubeconfig(kubeconfig)
 	if err != nil {
-		return callbacks.Endpoint{}, err
+		return providertest.Endpoint{}, err
 	}
 	key, err := receiverKey(loader, receiver)
 	if err != nil {
-		return callbacks.Endpoint{}, err
+		return providertest.Endpoint{}, err
 	}
 	c, err := cli.NewClient(cfg)
 	if err != nil {
-		return callbacks.Endpoint{}, err
+		return providertest.Endpoint{}, err
 	}
-	return callbacks.ForReceiver(ctx, c, key)
+	return providertest.ForReceiver(ctx, c, key)
 }
 
 func receiverKey(loader clientcmd.ClientConfig, receiver string) (types.NamespacedName, error) {
@@ -262,12 +261,12 @@ func receiverKey(loader clientcmd.ClientConfig, receiver string) (types.Namespac
 
 // send posts one callback, prints the outcome and fails unless the server
 // answered 2xx with a success reply.
-func send(ctx context.Context, c *http.Client, ep callbacks.Endpoint, base string, cb callbacks.Callback) error {
-	req, err := ep.Provider.Request(ctx, base, ep.Path, cb)
+func send(ctx context.Context, c *http.Client, ep providertest.Endpoint, base string, cb callbacks.Callback) error {
+	req, err := ep.Sender.Request(ctx, base, ep.Path, cb)
 	if err != nil {
 		return usageError{err}
 	}
-	fmt.Printf("POST %s (%s %s)\n", redact(req.URL.Path, ep.Path), ep.Provider.Name(), cb.Command)
+	fmt.Printf("POST %s (%s %s)\n", redact(req.URL.Path, ep.Path), ep.Sender.Name(), cb.Command)
 	resp, err := c.Do(req)
 	if err != nil {
 		// Drop the URL from the message: it holds the webhook path.
@@ -286,7 +285,7 @@ func send(ctx context.Context, c *http.Client, ep callbacks.Endpoint, base strin
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("%s was refused: %s", cb.Command, resp.Status)
 	}
-	if err := ep.Provider.CheckReply(body); err != nil {
+	if err := ep.Sender.CheckReply(body); err != nil {
 		return fmt.Errorf("%s: %w", cb.Command, err)
 	}
 	return nil

@@ -1,13 +1,11 @@
-// Package callbacks builds group callbacks the way Tencent Cloud Chat (IM)
-// and OpenIM send them: the same URL shape, query parameters, headers,
-// signature and JSON bodies, following docs/protocols.md in the shared
-// design docs field for field. The callback sender (hack/send-callback), the
-// load generator and the e2e test use it to talk to the operator exactly as
-// the platforms would.
-//
-// It deliberately shares no code with webhookserver: it encodes the
-// platforms' documented formats independently, so that a misreading on
-// either side shows up as a failing test instead of cancelling out.
+// Package callbacks is the provider-neutral description of a group change
+// that a platform would report in callbacks (Action, Params), the rendered
+// callback (Callback), and Sender, the interface each provider's test
+// package (internal/provider/<provider>/<provider>test) implements to
+// render and send callbacks exactly as the platform does. The callback
+// sender (hack/send-callback), the load generator and the tests speak this
+// vocabulary; internal/provider/providertest finds the Sender of a
+// provider.
 //
 // Building is split from sending: Build renders a payload once, cheaply,
 // and Request wraps it in an HTTP request at send time (Tencent signs with
@@ -19,16 +17,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
 
 // Action is a provider-neutral group change. Each provider maps it to its
-// own command (Provider.Command).
+// own command (Sender.Command).
 type Action string
 
 // The supported actions.
@@ -52,10 +48,11 @@ func ParseAction(s string) (Action, error) {
 	if slices.Contains(Actions, a) {
 		return a, nil
 	}
-	return "", fmt.Errorf("unknown action %q: use one of %s", s, actionList())
+	return "", fmt.Errorf("unknown action %q: use one of %s", s, ActionList())
 }
 
-func actionList() string {
+// ActionList names every action, for messages.
+func ActionList() string {
 	names := make([]string, len(Actions))
 	for i, a := range Actions {
 		names[i] = string(a)
@@ -121,8 +118,8 @@ type Callback struct {
 	OperationID string
 }
 
-// Provider builds and sends one platform's callbacks.
-type Provider interface {
+// Sender builds and sends one platform's callbacks.
+type Sender interface {
 	// Name is the provider as ChatReceivers spell it.
 	Name() imv1.Provider
 	// Command is the platform's command for an action.
@@ -133,42 +130,19 @@ type Provider interface {
 	// Request wraps a callback in a POST to base+path, the receiver's
 	// status.webhookPath on the callback server at base.
 	Request(ctx context.Context, base, path string, cb Callback) (*http.Request, error)
+	// Invalid wraps a callback in a request the server must refuse:
+	// unsigned when the platform signs, otherwise with a payload of the
+	// wrong type.
+	Invalid(ctx context.Context, base, path string, cb Callback) (*http.Request, error)
+	// RefusesReplays reports whether the server refuses an exact re-delivery
+	// of an accepted request (same signature and content) as a replay.
+	RefusesReplays() bool
 	// CheckReply returns an error unless a reply body reports success.
 	CheckReply(body []byte) error
 }
 
-// New returns the provider named by name (Tencent or OpenIM, any case).
-// appID and token are Tencent's SdkAppid and signing token; OpenIM ignores
-// them.
-func New(name, appID, token string) (Provider, error) {
-	switch {
-	case strings.EqualFold(name, string(imv1.ProviderTencent)):
-		return Tencent{AppID: appID, Token: token}, nil
-	case strings.EqualFold(name, string(imv1.ProviderOpenIM)):
-		return OpenIM{}, nil
-	}
-	return nil, fmt.Errorf("unknown provider %q: use Tencent or OpenIM", name)
-}
-
-// Requests builds the requests a platform sends for a change.
-func Requests(ctx context.Context, p Provider, base, path string, a Action, params Params) ([]*http.Request, error) {
-	cbs, err := p.Build(a, params)
-	if err != nil {
-		return nil, err
-	}
-	reqs := make([]*http.Request, 0, len(cbs))
-	for _, cb := range cbs {
-		req, err := p.Request(ctx, base, path, cb)
-		if err != nil {
-			return nil, err
-		}
-		reqs = append(reqs, req)
-	}
-	return reqs, nil
-}
-
-// callbackURL joins the server's base URL and the receiver's path.
-func callbackURL(base, path string) (string, error) {
+// URL joins the server's base URL and the receiver's path.
+func URL(base, path string) (string, error) {
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		return "", fmt.Errorf("callback server URL %q must start with http:// or https://", base)
 	}
@@ -178,32 +152,33 @@ func callbackURL(base, path string) (string, error) {
 	return strings.TrimRight(base, "/") + path, nil
 }
 
-// eventTime is p.EventTime, or now when unset.
-func (p *Params) eventTime() time.Time {
+// EventTimeOrNow is p.EventTime, or now when unset.
+func (p *Params) EventTimeOrNow() time.Time {
 	if p.EventTime.IsZero() {
 		return time.Now()
 	}
 	return p.EventTime
 }
 
-func (p *Params) operatorOr(fallback string) string {
+// OperatorOr is p.Operator, or fallback when unset.
+func (p *Params) OperatorOr(fallback string) string {
 	if p.Operator != "" {
 		return p.Operator
 	}
 	return fallback
 }
 
-// firstUser returns the first user, or an error naming the action.
-func (p *Params) firstUser(a Action) (string, error) {
+// FirstUser returns the first user, or an error naming the action.
+func (p *Params) FirstUser(a Action) (string, error) {
 	if len(p.Users) == 0 || p.Users[0] == "" {
 		return "", fmt.Errorf("%s needs a user", a)
 	}
 	return p.Users[0], nil
 }
 
-// creator returns the owner and operator of a create: each defaults to the
+// Creator returns the owner and operator of a create: each defaults to the
 // other, then to the first user.
-func (p *Params) creator() (owner, operator string, err error) {
+func (p *Params) Creator() (owner, operator string, err error) {
 	owner, operator = p.Owner, p.Operator
 	if owner == "" {
 		owner = operator
@@ -220,11 +195,18 @@ func (p *Params) creator() (owner, operator string, err error) {
 	return owner, operator, nil
 }
 
-// opSeq makes generated OpenIM operation IDs unique within the process.
-var opSeq atomic.Uint64
-
-// newOperationID returns an ID in the style of OpenIM's: decimal
-// milliseconds, made unique here by a sequence number.
-func newOperationID() string {
-	return strconv.FormatInt(time.Now().UnixMilli(), 10) + "-" + strconv.FormatUint(opSeq.Add(1), 10)
+// MemberFieldRole is the member-field role: Admin or Member, defaulting to
+// Admin unless only the name card changed.
+func (p *Params) MemberFieldRole() (string, error) {
+	switch {
+	case p.Role == "" && p.NameCard != "":
+		return "", nil
+	case p.Role == "":
+		return "Admin", nil
+	case strings.EqualFold(p.Role, "Admin"):
+		return "Admin", nil
+	case strings.EqualFold(p.Role, "Member"):
+		return "Member", nil
+	}
+	return "", fmt.Errorf("role %q is not Admin or Member", p.Role)
 }

@@ -30,8 +30,8 @@ func TestNewPlan(t *testing.T) {
 	hot := 0
 	for _, ev := range p.Events {
 		var body map[string]any
-		g.Expect(json.Unmarshal(ev.Body, &body)).To(Succeed())
-		g.Expect(body["CallbackCommand"]).To(Equal(ev.Command))
+		g.Expect(json.Unmarshal(ev.Callback.Body, &body)).To(Succeed())
+		g.Expect(body["CallbackCommand"]).To(Equal(ev.Callback.Command))
 		g.Expect(ev.Phase).To(Equal(map[bool]int{false: 0, true: 1}[ev.Leave]))
 		users[ev.User]++
 		if ev.GroupID == "p-0" || ev.GroupID == "p-1" {

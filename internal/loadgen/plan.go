@@ -9,18 +9,18 @@
 package loadgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/webhookserver"
+	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 )
 
 // Workload describes what to send.
 type Workload struct {
-	// Provider is Tencent or OpenIM.
+	// Provider is the platform whose callbacks are sent.
 	Provider imv1.Provider
 	// Events is the number of distinct events (duplicates come on top).
 	Events int
@@ -52,11 +52,8 @@ type Event struct {
 	User    string
 	// Leave is true for a quit or kick, false for a join.
 	Leave bool
-	// Command and Body are the provider command and request body.
-	Command string
-	Body    []byte
-	// OperationID is sent as the OpenIM operationID header.
-	OperationID string
+	// Callback is the event as the platform sends it.
+	Callback callbacks.Callback
 	// Phase is 0 for joins and 1 for leaves.
 	Phase int
 }
@@ -77,6 +74,10 @@ func NewPlan(w Workload) (*Plan, error) {
 	if w.HotGroups > w.Groups {
 		return nil, fmt.Errorf("hot groups (%d) exceed groups (%d)", w.HotGroups, w.Groups)
 	}
+	sender, err := providertest.New(string(w.Provider), "", "")
+	if err != nil {
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(w.Seed, w.Seed^0x9e3779b97f4a7c15))
 	p := &Plan{Workload: w}
 
@@ -88,7 +89,11 @@ func NewPlan(w Workload) (*Plan, error) {
 	for i := range joins {
 		group := p.pickGroup(rng)
 		user := fmt.Sprintf("u%d", i)
-		p.Events = append(p.Events, p.event(len(p.Events), group, user, false, false, start+int64(i)))
+		ev, err := p.event(sender, len(p.Events), group, user, callbacks.Join, start+int64(i))
+		if err != nil {
+			return nil, err
+		}
+		p.Events = append(p.Events, ev)
 	}
 	left := make(map[string]bool, leaves)
 	for i := range leaves {
@@ -97,8 +102,15 @@ func NewPlan(w Workload) (*Plan, error) {
 			continue // each user leaves at most once
 		}
 		left[joined.User] = true
-		kicked := rng.IntN(3) == 0
-		p.Events = append(p.Events, p.event(len(p.Events), joined.GroupID, joined.User, true, kicked, start+int64(joins+i)))
+		action := callbacks.Quit
+		if rng.IntN(3) == 0 {
+			action = callbacks.Kick
+		}
+		ev, err := p.event(sender, len(p.Events), joined.GroupID, joined.User, action, start+int64(joins+i))
+		if err != nil {
+			return nil, err
+		}
+		p.Events = append(p.Events, ev)
 	}
 	for _, ev := range p.Events {
 		p.Deliveries[ev.Phase] = append(p.Deliveries[ev.Phase], ev.ID)
@@ -120,39 +132,23 @@ func (p *Plan) pickGroup(rng *rand.Rand) string {
 	return fmt.Sprintf("%s-%d", p.GroupPrefix, g)
 }
 
-// event builds one event's body in the provider's format.
-func (p *Plan) event(id int, group, user string, leave, kicked bool, ms int64) Event {
-	ev := Event{ID: id, GroupID: group, User: user, Leave: leave, OperationID: fmt.Sprintf("load-%d", id)}
-	if leave {
+// event builds one event's callback in the provider's format: a join by
+// invitation, a quit, or a kick by the admin.
+func (p *Plan) event(sender callbacks.Sender, id int, group, user string, action callbacks.Action, ms int64) (Event, error) {
+	ev := Event{ID: id, GroupID: group, User: user, Leave: action != callbacks.Join}
+	params := callbacks.Params{GroupID: group, Users: []string{user}, EventTime: time.UnixMilli(ms),
+		OperationID: fmt.Sprintf("load-%d", id), Reason: "load test"}
+	if ev.Leave {
 		ev.Phase = 1
+	} else {
+		params.Operator = callbacks.DefaultOperator
 	}
-	var body any
-	switch {
-	case p.Provider == imv1.ProviderTencent && !leave:
-		ev.Command = webhookserver.TencentNewMemberJoin
-		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "JoinType": "Invited",
-			"Operator_Account": "admin", "NewMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": fmt.Sprint(ms)}
-	case p.Provider == imv1.ProviderTencent:
-		ev.Command = webhookserver.TencentMemberExit
-		exitType, operator := "Quit", user
-		if kicked {
-			exitType, operator = "Kicked", "admin"
-		}
-		body = map[string]any{"CallbackCommand": ev.Command, "GroupId": group, "Type": "Public", "ExitType": exitType,
-			"Operator_Account": operator, "ExitMemberList": []map[string]string{{"Member_Account": user}}, "EventTime": ms}
-	case !leave:
-		ev.Command = webhookserver.OpenIMJoinGroup
-		body = map[string]any{"callbackCommand": ev.Command, "operationID": ev.OperationID, "groupID": group,
-			"reqMessage": "", "joinSource": 3, "inviterUserID": user}
-	case kicked:
-		ev.Command = webhookserver.OpenIMKickGroup
-		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "kickedUserIDs": []string{user}, "reason": "load test"}
-	default:
-		ev.Command = webhookserver.OpenIMQuitGroup
-		body = map[string]any{"callbackCommand": ev.Command, "groupID": group, "userID": user}
+	cbs, err := sender.Build(action, params)
+	if err != nil {
+		return Event{}, fmt.Errorf("building event %d: %w", id, err)
 	}
-	ev.Body, _ = json.Marshal(body) // maps of strings and numbers always marshal
-	return ev
+	ev.Callback = cbs[0] // one user: one callback
+	return ev, nil
 }
 
 // shuffleWindows shuffles s within consecutive windows of size n.

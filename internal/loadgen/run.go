@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 )
 
 // Target is where the callbacks go.
@@ -24,9 +23,9 @@ type Target struct {
 	BaseURLs []string
 	// WebhookPath is the receiver's status.webhookPath.
 	WebhookPath string
-	// Token signs Tencent requests.
+	// Token and AppID are the receiver's, for providers that sign
+	// requests or name the application.
 	Token string
-	// AppID is the Tencent SdkAppid.
 	AppID string
 }
 
@@ -52,8 +51,9 @@ type Report struct {
 	Deliveries int
 	// OK counts deliveries answered 200.
 	OK int
-	// Replays counts duplicate Tencent deliveries refused as replays of an
-	// already accepted request (same Sign and content): expected.
+	// Replays counts duplicate deliveries refused as replays of an already
+	// accepted request (same signature and content), for providers whose
+	// server refuses them: expected.
 	Replays int
 	// Failed counts other non-200 answers by status code.
 	Failed map[int]int
@@ -142,7 +142,11 @@ func Run(ctx context.Context, plan *Plan, target Target, opts Options) (*Report,
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	r := &runner{plan: plan, target: target, opts: opts,
+	sender, err := providertest.New(string(plan.Provider), target.AppID, target.Token)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{plan: plan, target: target, opts: opts, sender: sender,
 		report: &Report{Failed: map[int]int{}, Acked: make([]bool, len(plan.Events)), Queued: make([]bool, len(plan.Events))},
 		client: &http.Client{Timeout: opts.Timeout, Transport: &http.Transport{
 			MaxIdleConnsPerHost: opts.Concurrency, MaxConnsPerHost: opts.Concurrency}},
@@ -167,6 +171,7 @@ type runner struct {
 	plan     *Plan
 	target   Target
 	opts     Options
+	sender   callbacks.Sender
 	client   *http.Client
 	sentOnce []atomic.Bool // an event was delivered before: a replay is expected
 	next     atomic.Uint64 // round-robin over base URLs
@@ -232,8 +237,7 @@ func (r *runner) send(ctx context.Context, j job) {
 	if j.event < 0 {
 		req, err = r.badRequest(ctx, j.bad)
 	} else {
-		ev := &r.plan.Events[j.event]
-		req, err = r.request(ctx, ev, ev.Body, r.target.WebhookPath, true)
+		req, err = r.sender.Request(ctx, r.base(), r.target.WebhookPath, r.plan.Events[j.event].Callback)
 	}
 	if err != nil {
 		panic(err) // only for impossible URLs: the plan is generated
@@ -268,7 +272,7 @@ func (r *runner) send(ctx context.Context, j job) {
 	case status == http.StatusOK:
 		rep.OK++
 		rep.Acked[j.event] = true
-	case status == http.StatusUnauthorized && repeat && r.plan.Provider == imv1.ProviderTencent:
+	case status == http.StatusUnauthorized && repeat && r.sender.RefusesReplays():
 		rep.Replays++
 	case status == http.StatusServiceUnavailable:
 		rep.Failed[status]++
@@ -279,31 +283,9 @@ func (r *runner) send(ctx context.Context, j job) {
 	rep.Latencies = append(rep.Latencies, latency)
 }
 
-// request builds a delivery: Tencent signs with the current second.
-func (r *runner) request(ctx context.Context, ev *Event, body []byte, path string, sign bool) (*http.Request, error) {
-	base := r.target.BaseURLs[r.next.Add(1)%uint64(len(r.target.BaseURLs))]
-	var u string
-	if r.plan.Provider == imv1.ProviderTencent {
-		q := url.Values{"SdkAppid": {r.target.AppID}, "CallbackCommand": {ev.Command}, "contenttype": {"json"},
-			"ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}}
-		if sign {
-			rt := strconv.FormatInt(time.Now().Unix(), 10)
-			q.Set("RequestTime", rt)
-			q.Set("Sign", callbacks.Sign(r.target.Token, rt))
-		}
-		u = base + path + "?" + q.Encode()
-	} else {
-		u = base + path + "/" + ev.Command
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	if r.plan.Provider == imv1.ProviderOpenIM {
-		req.Header.Set("operationID", ev.OperationID)
-	}
-	return req, nil
+// base picks the next callback server, round-robin.
+func (r *runner) base() string {
+	return r.target.BaseURLs[r.next.Add(1)%uint64(len(r.target.BaseURLs))]
 }
 
 // oversized is one byte past the server's default body limit.
@@ -311,20 +293,19 @@ var oversized = bytes.Repeat([]byte(" "), 4<<20+1)
 
 // badRequest builds the i-th invalid request, cycling through the kinds.
 func (r *runner) badRequest(ctx context.Context, i int) (*http.Request, error) {
-	ev := &r.plan.Events[i%len(r.plan.Events)]
+	cb := r.plan.Events[i%len(r.plan.Events)].Callback
+	path := r.target.WebhookPath
 	switch i % 4 {
 	case 0: // malformed JSON
-		return r.request(ctx, ev, ev.Body[:len(ev.Body)/2], r.target.WebhookPath, true)
+		cb.Body = cb.Body[:len(cb.Body)/2]
 	case 1: // unknown path
-		return r.request(ctx, ev, ev.Body, imv1.WebhookPathPrefix+"0000", true)
-	case 2: // unsigned (Tencent) or wrong type (OpenIM)
-		if r.plan.Provider == imv1.ProviderTencent {
-			return r.request(ctx, ev, ev.Body, r.target.WebhookPath, false)
-		}
-		return r.request(ctx, ev, []byte(`{"groupID":42}`), r.target.WebhookPath, true)
+		path = imv1.WebhookPathPrefix + "0000"
+	case 2: // unsigned, or a wrong payload type when the provider signs nothing
+		return r.sender.Invalid(ctx, r.base(), path, cb)
 	default: // oversized
-		return r.request(ctx, ev, oversized, r.target.WebhookPath, true)
+		cb.Body = oversized
 	}
+	return r.sender.Request(ctx, r.base(), path, cb)
 }
 
 // progress prints a line every ProgressEvery until stopped.

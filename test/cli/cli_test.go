@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 // thirdPartyGlobalFlags are the flags that imported third-party packages
@@ -27,7 +27,7 @@ func TestCommands_helpExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every command")
 	}
-	root := testenv.RepoRoot()
+	root := testsupport.RepoRoot()
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./hack/...")
 	build.Dir = root
@@ -72,7 +72,7 @@ func TestLibraries_registerNoGlobalFlags(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles a program that imports every package")
 	}
-	root := testenv.RepoRoot()
+	root := testsupport.RepoRoot()
 	list := exec.Command("go", "list", "-f", `{{if and (ne .Name "main") .GoFiles}}{{.ImportPath}}{{end}}`, "./...")
 	list.Dir = root
 	out, err := list.Output()

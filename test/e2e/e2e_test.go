@@ -20,6 +20,7 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/localcluster"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 )
 
 // namespace holds the sample receivers, the trigger and the ChatGroups.
@@ -112,7 +113,7 @@ type group struct {
 	id        string
 	groupType string // the TYPE column
 	provider  imv1.Provider
-	endpoint  callbacks.Endpoint
+	endpoint  providertest.Endpoint
 	// name is the ChatGroup's derived name.
 	name string
 }
@@ -121,20 +122,16 @@ type group struct {
 // receives its callbacks.
 func (s *suite) group(t *testing.T, receiver, id, groupType string) *group {
 	t.Helper()
-	var ep callbacks.Endpoint
+	var ep providertest.Endpoint
 	key := types.NamespacedName{Namespace: namespace, Name: receiver}
 	NewWithT(t).Eventually(func() error {
 		var err error
-		ep, err = callbacks.ForReceiver(t.Context(), s.admin, key)
+		ep, err = providertest.ForReceiver(t.Context(), s.admin, key)
 		return err
 	}).WithTimeout(60*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(), "receiver %s becomes Ready", key)
-	provider := ep.Provider.Name()
-	appID := ""
-	if tc, ok := ep.Provider.(callbacks.Tencent); ok {
-		appID = tc.AppID
-	}
+	provider := ep.Sender.Name()
 	return &group{id: id, groupType: groupType, provider: provider, endpoint: ep,
-		name: imv1.ChatGroupName(provider, appID, id)}
+		name: imv1.ChatGroupName(provider, ep.AppID, id)}
 }
 
 // send builds the callbacks for a change of this group and delivers each;
@@ -142,7 +139,7 @@ func (s *suite) group(t *testing.T, receiver, id, groupType string) *group {
 func (g *group) send(t *testing.T, s *suite, a callbacks.Action, p callbacks.Params) []callbacks.Callback {
 	t.Helper()
 	p.GroupID = g.id
-	cbs, err := g.endpoint.Provider.Build(a, p)
+	cbs, err := g.endpoint.Sender.Build(a, p)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	for _, cb := range cbs {
 		g.deliver(t, s, cb)
@@ -155,11 +152,11 @@ func (g *group) send(t *testing.T, s *suite, a callbacks.Action, p callbacks.Par
 func (g *group) deliver(t *testing.T, s *suite, cb callbacks.Callback) {
 	t.Helper()
 	gm := NewWithT(t)
-	req, err := g.endpoint.Provider.Request(t.Context(), s.mgr.CallbackURL, g.endpoint.Path, cb)
+	req, err := g.endpoint.Sender.Request(t.Context(), s.mgr.CallbackURL, g.endpoint.Path, cb)
 	gm.Expect(err).NotTo(HaveOccurred())
 	status, body := s.post(t, req)
 	gm.Expect(status).To(Equal(200), "%s %s: %s", g.provider, cb.Command, body)
-	gm.Expect(g.endpoint.Provider.CheckReply(body)).To(Succeed(), "%s %s", g.provider, cb.Command)
+	gm.Expect(g.endpoint.Sender.CheckReply(body)).To(Succeed(), "%s %s", g.provider, cb.Command)
 }
 
 // groupStatus is what a restart must not change.

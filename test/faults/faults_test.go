@@ -18,8 +18,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
-	"chatgroup.dev/chatgroup-operator/internal/operatortest"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -29,7 +28,7 @@ type fault struct {
 	workload loadgen.Workload
 	opts     loadgen.Options
 	replicas int
-	during   func(t *testing.T, env *testenv.Env)
+	during   func(t *testing.T, env *testsupport.Env)
 }
 
 // settleTimeout bounds the wait for events answered 503 to be committed by
@@ -38,15 +37,15 @@ const settleTimeout = 3 * time.Minute
 
 func (f fault) run(t *testing.T) *loadgen.Report {
 	t.Helper()
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	ctx := context.Background()
 	ns := "faults"
-	target, err := operatortest.SetUpReceiver(ctx, env.Client, ns, f.workload.Provider)
+	target, err := testsupport.LoadReceiver(ctx, env.Client, ns, f.workload.Provider)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range max(f.replicas, 1) {
-		r, err := operatortest.StartReplica(env.Config, env.Scheme, webhookserver.DefaultOptions())
+		r, err := testsupport.StartCallbackServer(env.Config, env.Scheme, webhookserver.DefaultOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +94,7 @@ func (f fault) run(t *testing.T) *loadgen.Report {
 
 // settle verifies every accepted event, again until it holds or
 // settleTimeout passes, and returns the last verification.
-func settle(t *testing.T, env *testenv.Env, ns string, plan *loadgen.Plan, accepted *loadgen.Report) *loadgen.Verification {
+func settle(t *testing.T, env *testsupport.Env, ns string, plan *loadgen.Plan, accepted *loadgen.Report) *loadgen.Verification {
 	t.Helper()
 	begin := time.Now()
 	for {
@@ -126,7 +125,7 @@ func TestFault_apiServerRestartsDuringLoad(t *testing.T) {
 	rep := fault{
 		workload: loadgen.Workload{Provider: imv1.ProviderTencent, Events: 3000, Groups: 50, LeaveFraction: 0.3, Seed: 11},
 		opts:     loadgen.Options{Rate: 300, Concurrency: 64},
-		during: func(t *testing.T, env *testenv.Env) {
+		during: func(t *testing.T, env *testsupport.Env) {
 			// A crash, not a graceful stop: graceful shutdown under load
 			// outlasts envtest's stop timeout.
 			api := env.ControlPlane.APIServer

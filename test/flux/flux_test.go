@@ -29,7 +29,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 const (
@@ -40,11 +40,11 @@ const (
 )
 
 func TestCloudEventToGenericHMACReceiver(t *testing.T) {
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "flux-notification-controller")
+	bin := filepath.Join(testsupport.RepoRoot(), "bin", "flux-notification-controller")
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("%s not built: run `hack/tools/build.sh flux-notification-controller`", bin)
 	}
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	installCRDs(t, env)
 	receiverAddr := startNotificationController(t, bin, env.Kubeconfig)
 
@@ -114,10 +114,10 @@ func object(apiVersion, kind, name string, spec map[string]any) *unstructured.Un
 
 // installCRDs installs notification-controller's CRDs, from the module the
 // binary was built from, and the minimal GitRepository CRD.
-func installCRDs(t *testing.T, env *testenv.Env) {
+func installCRDs(t *testing.T, env *testsupport.Env) {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/fluxcd/notification-controller")
-	cmd.Dir = filepath.Join(testenv.RepoRoot(), "hack", "tools", "flux")
+	cmd.Dir = filepath.Join(testsupport.RepoRoot(), "hack", "tools", "flux")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("finding the notification-controller module: %v", err)

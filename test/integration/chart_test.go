@@ -21,7 +21,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 // The chart in dist/chart is generated from config/ by hack/chart. These
@@ -38,7 +38,7 @@ func tool(t *testing.T, name string) string {
 	if testing.Short() {
 		t.Skip("needs " + name + " (run without -short)")
 	}
-	path := filepath.Join(testenv.RepoRoot(), "bin", name)
+	path := filepath.Join(testsupport.RepoRoot(), "bin", name)
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("%s not found: run `make %s` (builds it from Go modules)", path, name)
 	}
@@ -49,7 +49,7 @@ func tool(t *testing.T, name string) string {
 // namespace, with --set flags.
 func helmTemplate(t *testing.T, set ...string) []byte {
 	t.Helper()
-	args := []string{"template", "chatgroup", filepath.Join(testenv.RepoRoot(), "dist", "chart"), "--namespace", operatorNamespace}
+	args := []string{"template", "chatgroup", filepath.Join(testsupport.RepoRoot(), "dist", "chart"), "--namespace", operatorNamespace}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -140,7 +140,7 @@ func keys(objs map[string]*unstructured.Unstructured) []string {
 
 func TestChart_rendersTheInstaller(t *testing.T) {
 	g := NewWithT(t)
-	install, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "dist", "install.yaml"))
+	install, err := os.ReadFile(filepath.Join(testsupport.RepoRoot(), "dist", "install.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	want := objects(t, install)
 	chart := objects(t, helmTemplate(t))
@@ -172,7 +172,7 @@ func TestChart_rendersTheInstaller(t *testing.T) {
 }
 
 func TestChart_monitoringMatchesKustomize(t *testing.T) {
-	kustomized := run(t, tool(t, "kustomize"), "build", filepath.Join(testenv.RepoRoot(), "config", "monitoring"))
+	kustomized := run(t, tool(t, "kustomize"), "build", filepath.Join(testsupport.RepoRoot(), "config", "monitoring"))
 	chart := objects(t, helmTemplate(t, "serviceMonitor.enabled=true", "grafanaDashboard.enabled=true"))
 	want := objects(t, kustomized)
 	NewWithT(t).Expect(want).To(HaveKey("ServiceMonitor " + operatorNamespace + "/chatgroup-controller-manager-metrics-monitor"))
@@ -273,7 +273,7 @@ func TestChart_values(t *testing.T) {
 // TestChart_appliesServerSide: the API server accepts what the chart
 // renders, with its defaults and with every knob turned.
 func TestChart_appliesServerSide(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
@@ -282,7 +282,7 @@ func TestChart_appliesServerSide(t *testing.T) {
 	// scope. Its fields are held to config/ by the tests above.
 	installServiceMonitorStub(t, env)
 
-	kubectl := filepath.Join(testenv.BinDir(), "kubectl")
+	kubectl := filepath.Join(testsupport.BinDir(), "kubectl")
 	for _, tt := range []struct {
 		name string
 		set  []string
@@ -304,7 +304,7 @@ func TestChart_appliesServerSide(t *testing.T) {
 	}
 }
 
-func installServiceMonitorStub(t *testing.T, env *testenv.Env) {
+func installServiceMonitorStub(t *testing.T, env *testsupport.Env) {
 	t.Helper()
 	g := NewWithT(t)
 	preserve := true
@@ -335,7 +335,7 @@ func installServiceMonitorStub(t *testing.T, env *testenv.Env) {
 // versioned image, never :latest, and the same one.
 func TestInstaller_pinsTheImage(t *testing.T) {
 	g := NewWithT(t)
-	root := testenv.RepoRoot()
+	root := testsupport.RepoRoot()
 	install, err := os.ReadFile(filepath.Join(root, "dist", "install.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	deploy := objects(t, install)["Deployment "+operatorNamespace+"/chatgroup-controller-manager"]

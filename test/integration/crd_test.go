@@ -22,11 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 func TestCRDs_served(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 
 	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
@@ -48,7 +48,7 @@ func TestCRDs_served(t *testing.T) {
 }
 
 func TestChatGroup_specIsImmutable(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -74,7 +74,7 @@ func TestChatGroup_specIsImmutable(t *testing.T) {
 // leave out fields whose value did not change; without the defaults a new
 // group's disbanded column would stay empty until it was disbanded.
 func TestChatGroup_statusDefaults(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -94,7 +94,7 @@ func TestChatGroup_statusDefaults(t *testing.T) {
 }
 
 func TestChatGroup_validation(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	ctx := context.Background()
 
 	tests := []struct {
@@ -130,7 +130,7 @@ func TestChatGroup_validation(t *testing.T) {
 // TestChatGroup_printerColumns reads the Table the API server renders for
 // `kubectl get chatgroups`.
 func TestChatGroup_printerColumns(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -175,7 +175,7 @@ func TestChatGroup_printerColumns(t *testing.T) {
 // TestInstaller_appliesServerSide runs the real kubectl against the real API
 // server: every object in dist/install.yaml must be accepted.
 func TestInstaller_appliesServerSide(t *testing.T) {
-	env := testenv.Start(t)
+	env := testsupport.Start(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -183,8 +183,8 @@ func TestInstaller_appliesServerSide(t *testing.T) {
 	// namespaced objects need it to exist already.
 	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "chatgroup-system"}})).To(Succeed())
 
-	kubectl := filepath.Join(testenv.BinDir(), "kubectl")
-	install := filepath.Join(testenv.RepoRoot(), "dist", "install.yaml")
+	kubectl := filepath.Join(testsupport.BinDir(), "kubectl")
+	install := filepath.Join(testsupport.RepoRoot(), "dist", "install.yaml")
 	out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", env.Kubeconfig, "apply", "--server-side",
 		"--force-conflicts", "--dry-run=server", "-f", install).CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(out))

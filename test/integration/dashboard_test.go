@@ -12,7 +12,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"chatgroup.dev/chatgroup-operator/internal/testenv"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 var (
@@ -30,7 +30,7 @@ var (
 // the dashboard follows.
 func TestGrafanaDashboard_coversTheOperatorMetrics(t *testing.T) {
 	g := NewWithT(t)
-	root := testenv.RepoRoot()
+	root := testsupport.RepoRoot()
 	raw, err := os.ReadFile(filepath.Join(root, "config", "components", "monitoring", "grafana-dashboard.json"))
 	g.Expect(err).NotTo(HaveOccurred())
 	var dashboard struct {

@@ -1,0 +1,122 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/groupstate"
+)
+
+// drop gives up on accepted events: it counts them, logs them and reports
+// them as a Warning Event on the receiver, so that no loss is silent.
+func (c *Committer) drop(key types.NamespacedName, batch []*request, reason string, err error) {
+	droppedEvents.WithLabelValues(reason).Add(float64(len(batch)))
+	c.log.Error(err, "Dropped accepted events", "chatGroup", key, "events", len(batch), "reason", reason)
+	rcv := batch[0].target.Receiver
+	obj := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: rcv.Namespace, Name: rcv.Name}}
+	if c.recorder != nil {
+		c.recorder.Eventf(obj, nil, corev1.EventTypeWarning, "EventsDropped", "Commit",
+			"Dropped %d accepted events for ChatGroup %s (%s): %v", len(batch), key.Name, reason, err)
+	}
+	fail(batch, err)
+}
+
+const maxConflictRetries = 10
+
+// commit applies a batch to the ChatGroup and writes its status once,
+// re-reading and re-applying on conflicts.
+func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyResult, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	batchEvents := make([]groupstate.GroupEvent, len(batch))
+	for i, req := range batch {
+		batchEvents[i] = req.ev
+	}
+	target := batch[0].target
+
+	cg := q.last
+	fromAPI := false
+	for range maxConflictRetries {
+		if cg == nil {
+			var err error
+			if cg, err = c.getOrCreate(ctx, target, fromAPI); err != nil {
+				return nil, err
+			}
+		}
+		if cg.Spec != target.Spec {
+			return nil, PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
+				target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
+		}
+		base := cg.DeepCopy()
+		results := groupstate.Reduce(&cg.Status, batchEvents, c.opts.Limits)
+		if equality.Semantic.DeepEqual(base.Status, cg.Status) {
+			q.last = base
+			return results, nil
+		}
+		err := c.client.Status().Patch(ctx, cg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil:
+			apiWrites.WithLabelValues("status", "ok").Inc()
+			q.last = cg
+			return results, nil
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+			apiWrites.WithLabelValues("status", "conflict").Inc()
+			commitConflicts.Inc()
+			cg, q.last, fromAPI = nil, nil, true
+		default:
+			apiWrites.WithLabelValues("status", "error").Inc()
+			q.last = nil
+			return nil, fmt.Errorf("writing ChatGroup %s status: %w", target.Key, err)
+		}
+	}
+	return nil, fmt.Errorf("writing ChatGroup %s status: still conflicting after %d attempts", target.Key, maxConflictRetries)
+}
+
+// getOrCreate reads the ChatGroup (from the cache unless fromAPI) and
+// creates it when it does not exist.
+func (c *Committer) getOrCreate(ctx context.Context, target Target, fromAPI bool) (*imv1.ChatGroup, error) {
+	var reader client.Reader = c.client
+	if fromAPI {
+		reader = c.reader
+	}
+	cg := &imv1.ChatGroup{}
+	err := reader.Get(ctx, target.Key, cg)
+	if err == nil {
+		return cg, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading ChatGroup %s: %w", target.Key, err)
+	}
+	cg = &imv1.ChatGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: target.Key.Namespace, Name: target.Key.Name, Labels: target.Labels},
+		Spec:       target.Spec,
+	}
+	err = c.client.Create(ctx, cg)
+	switch {
+	case err == nil:
+		apiWrites.WithLabelValues("create", "ok").Inc()
+		return cg, nil
+	case apierrors.IsAlreadyExists(err):
+		apiWrites.WithLabelValues("create", "conflict").Inc()
+		cg = &imv1.ChatGroup{}
+		if err := c.reader.Get(ctx, target.Key, cg); err != nil {
+			return nil, fmt.Errorf("reading ChatGroup %s: %w", target.Key, err)
+		}
+		return cg, nil
+	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err) && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		apiWrites.WithLabelValues("create", "error").Inc()
+		return nil, PermanentError{fmt.Errorf("creating ChatGroup %s: %w", target.Key, err)}
+	default:
+		apiWrites.WithLabelValues("create", "error").Inc()
+		return nil, fmt.Errorf("creating ChatGroup %s: %w", target.Key, err)
+	}
+}

@@ -1,0 +1,58 @@
+package provider
+
+import (
+	"net/http"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
+)
+
+// providers are the providers the operator serves. Adding one is a line
+// here, its package, and its value in the Provider enum of api/v1alpha1.
+var providers = []Provider{
+	tencent.Provider{},
+	openim.Provider{},
+}
+
+// fallback answers requests that reach no receiver and that no provider
+// claims: in OpenIM's shape, which has no marks of its own.
+var fallback Provider = openim.Provider{}
+
+// Get returns the provider of a name.
+func Get(name imv1.Provider) (Provider, bool) {
+	for _, p := range providers {
+		if p.Name() == name {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// All returns the registered providers, in registry order.
+func All() []Provider {
+	return append([]Provider(nil), providers...)
+}
+
+// Guess returns the provider a request that reached no receiver most
+// likely comes from, to answer it in a shape the sender can parse.
+func Guess(r *http.Request) Provider {
+	for _, p := range providers {
+		if p.Claims(r) {
+			return p
+		}
+	}
+	return fallback
+}
+
+// CommandLabel is a command as a metric label: its canonical spelling when
+// a provider decodes it, and "other" for anything else, so labels stay
+// bounded.
+func CommandLabel(command string) string {
+	for _, p := range providers {
+		if canonical, ok := p.KnownCommand(command); ok {
+			return canonical
+		}
+	}
+	return "other"
+}

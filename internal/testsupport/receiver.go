@@ -1,0 +1,94 @@
+package testsupport
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/loadgen"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+)
+
+// Receiver is a ChatReceiver fixture: the receiver, its Secret, and the
+// status the ChatReceiver reconciler would give it (its webhook paths).
+type Receiver struct {
+	Namespace, Name string
+	Provider        imv1.Provider
+	// AppID defaults to the provider's sample appID.
+	AppID string
+	// Token is required; PreviousToken, Username and Password are optional.
+	Token, PreviousToken string
+	Username, Password   string
+	GroupLabels          map[string]string
+	RateLimit            *imv1.RateLimit
+}
+
+// Objects returns the ready receiver and its Secret, for a fake client.
+// The receiver's UID is its name.
+func (r Receiver) Objects() (*imv1.ChatReceiver, *corev1.Secret) {
+	appID := r.AppID
+	if appID == "" {
+		appID = providertest.SampleAppID(r.Provider)
+	}
+	rcv := &imv1.ChatReceiver{
+		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: r.Namespace, UID: types.UID(r.Name)},
+		Spec: imv1.ChatReceiverSpec{Provider: r.Provider, AppID: appID, SecretRef: imv1.SecretReference{Name: r.Name},
+			GroupLabels: r.GroupLabels, RateLimit: r.RateLimit},
+		Status: imv1.ChatReceiverStatus{WebhookPath: imv1.WebhookPath(r.Namespace, r.Name, r.Token)},
+	}
+	data := map[string][]byte{imv1.TokenKey: []byte(r.Token)}
+	if r.PreviousToken != "" {
+		rcv.Status.PreviousWebhookPath = imv1.WebhookPath(r.Namespace, r.Name, r.PreviousToken)
+		data[imv1.PreviousTokenKey] = []byte(r.PreviousToken)
+	}
+	if r.Username != "" {
+		data[imv1.UsernameKey], data[imv1.PasswordKey] = []byte(r.Username), []byte(r.Password)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: r.Namespace}, Data: data}
+	return rcv, secret
+}
+
+// Create creates the Secret and the receiver through c, then sets the
+// receiver's status.
+func (r Receiver) Create(ctx context.Context, c client.Client) (*imv1.ChatReceiver, error) {
+	rcv, secret := r.Objects()
+	rcv.UID = ""
+	status := rcv.Status
+	if err := c.Create(ctx, secret); err != nil {
+		return nil, fmt.Errorf("creating the Secret of %s: %w", r.Name, err)
+	}
+	if err := c.Create(ctx, rcv); err != nil {
+		return nil, fmt.Errorf("creating the receiver %s: %w", r.Name, err)
+	}
+	rcv.Status = status
+	if err := c.Status().Update(ctx, rcv); err != nil {
+		return nil, fmt.Errorf("setting the status of %s: %w", r.Name, err)
+	}
+	return rcv, nil
+}
+
+// CreateNamespace creates a namespace.
+func CreateNamespace(ctx context.Context, c client.Client, ns string) error {
+	return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+}
+
+// LoadReceiver creates namespace ns with a ready receiver named "load"
+// that no rate limit slows down, and returns the load generator's target
+// (without base URLs).
+func LoadReceiver(ctx context.Context, c client.Client, ns string, provider imv1.Provider) (loadgen.Target, error) {
+	r := Receiver{Namespace: ns, Name: "load", Provider: provider, Token: "load-token",
+		RateLimit: &imv1.RateLimit{RequestsPerSecond: 1000000, Burst: 1000000}}
+	if err := CreateNamespace(ctx, c, ns); err != nil {
+		return loadgen.Target{}, fmt.Errorf("creating namespace %s: %w", ns, err)
+	}
+	rcv, err := r.Create(ctx, c)
+	if err != nil {
+		return loadgen.Target{}, err
+	}
+	return loadgen.Target{Token: r.Token, AppID: rcv.Spec.AppID, WebhookPath: rcv.Status.WebhookPath}, nil
+}

@@ -1,0 +1,19 @@
+package webhookserver
+
+import (
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// NewForTest builds a server on c (for both the cache and the API reader)
+// with a clock, without a manager.
+func NewForTest(c client.Client, opts Options, now func() time.Time) *Server {
+	s := newServer(c, c, nil, log.Log, opts)
+	s.now = now
+	return s
+}
+
+// ReceiverPaths is the WebhookPathIndex function, for fake clients.
+var ReceiverPaths = receiverPaths

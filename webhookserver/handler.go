@@ -1,0 +1,254 @@
+package webhookserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/commit"
+	"chatgroup.dev/chatgroup-operator/internal/groupstate"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
+	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+)
+
+// errNotStored means the event missed its commit budget; the committer
+// still retries it.
+var errNotStored = errors.New("event not stored within the commit budget; it is being retried")
+
+var errNoReceiver = errors.New("no receiver at this path")
+
+// call is one callback being answered. Each step of ServeHTTP fills it in.
+type call struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	start    time.Time
+	log      logr.Logger
+	provider provider.Provider
+	// label is the provider as a metric label: "unknown" until the
+	// receiver is known.
+	label   string
+	command string
+	// base is the receiver's path, without the command suffix.
+	base string
+	rcv  *imv1.ChatReceiver
+	auth callback.Auth
+}
+
+// ServeHTTP handles one callback: route, admit, authenticate, decode,
+// store, reply. Each step answers the request itself when it fails.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := s.newCall(w, r)
+	if !s.route(c) || !s.admit(c) || !s.authenticate(c) {
+		return
+	}
+	ev, ok := s.decode(c)
+	if !ok {
+		return
+	}
+	res, ok := s.store(c, ev)
+	if !ok {
+		return
+	}
+	c.reply(http.StatusOK, string(res), callback.Outcome{OK: true, Message: string(res)})
+}
+
+// newCall starts a call. Until the receiver is known, the provider is
+// guessed from the request's shape, so even a 404 comes in a body the
+// sender can parse.
+func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
+	c := &call{w: w, r: r, start: time.Now(), provider: provider.Guess(r), label: "unknown",
+		log: s.log.WithValues("remote", r.RemoteAddr, "path", routeForLog(r.URL.Path))}
+	c.command, _ = c.provider.Command(r, "")
+	return c
+}
+
+// route finds the receiver of the path and the callback's command.
+func (s *Server) route(c *call) bool {
+	base, suffix, ok := splitPath(c.r.URL.Path)
+	if !ok {
+		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+	}
+	rcv, err := s.findReceiver(c.r.Context(), base)
+	if err != nil {
+		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+	}
+	if rcv == nil {
+		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+	}
+	p, ok := provider.Get(rcv.Spec.Provider)
+	if !ok {
+		return c.fail(http.StatusNotFound, "not_found", fmt.Errorf("provider %q is not served", rcv.Spec.Provider))
+	}
+	c.provider, c.label, c.base, c.rcv = p, string(p.Name()), base, rcv
+	c.log = c.log.WithValues("chatReceiver", klog.KObj(rcv))
+	c.command, ok = p.Command(c.r, suffix)
+	if !ok {
+		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+	}
+	return true
+}
+
+// admit checks the method, the source address and the receiver's rate
+// limit.
+func (s *Server) admit(c *call) bool {
+	switch {
+	case c.r.Method != http.MethodPost:
+		return c.fail(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Errorf("method %s not allowed, use POST", c.r.Method))
+	case !sourceAllowed(c.rcv.Spec.AllowedCIDRs, c.r.RemoteAddr):
+		return c.fail(http.StatusForbidden, "forbidden", errors.New("source address not in allowedCIDRs"))
+	case !s.limiter(c.rcv).Allow():
+		return c.fail(http.StatusTooManyRequests, "rate_limited", errors.New("rate limit exceeded"))
+	}
+	return true
+}
+
+// authenticate checks that the path comes from one of the receiver's
+// tokens, then the provider's credentials (a signature, basic auth).
+func (s *Server) authenticate(c *call) bool {
+	creds, err := s.credentials(c.r.Context(), c.rcv)
+	if err != nil {
+		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+	}
+	// The path is derived from the token: a path from a token no longer in
+	// the Secret is unknown even before the index catches up.
+	pathToken := -1
+	for i, token := range creds.Tokens {
+		if imv1.WebhookPath(c.rcv.Namespace, c.rcv.Name, token) == c.base {
+			pathToken = i
+		}
+	}
+	if pathToken < 0 {
+		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+	}
+	c.auth, err = c.provider.Authenticate(c.r, creds, s.now(), s.opts.SignWindow)
+	if err != nil {
+		status, result := http.StatusUnauthorized, "unauthorized"
+		var authErr *callback.AuthError
+		if errors.As(err, &authErr) {
+			status, result = authErr.Status, authErr.Result
+		}
+		return c.fail(status, result, err)
+	}
+	if c.auth.Token < 0 {
+		c.auth.Token = pathToken
+	}
+	tokenMatches.WithLabelValues(c.label, [...]string{"current", "previous"}[min(c.auth.Token, 1)]).Inc()
+	return true
+}
+
+// decode reads the body and decodes it into the event, with its dedupe
+// key and event time.
+func (s *Server) decode(c *call) (groupstate.GroupEvent, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return groupstate.GroupEvent{}, c.fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Errorf("body larger than %d bytes", s.opts.MaxBodyBytes))
+		}
+		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request", fmt.Errorf("reading body: %w", err))
+	}
+	ev, err := c.provider.Decode(c.command, body)
+	if errors.Is(err, callback.ErrUnknownCommand) {
+		c.log.V(1).Info("Ignored callback", "command", c.command)
+		c.reply(http.StatusOK, "ignored", callback.Outcome{OK: true, Message: "ignored: not a group event this operator handles"})
+		return groupstate.GroupEvent{}, false
+	}
+	if err != nil {
+		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request", err)
+	}
+	ev.AppID = c.rcv.Spec.AppID
+	ev.Key = eventKey(c.rcv.Spec.Provider, ev.AppID, c.command, c.provider.RequestID(c.r), body)
+	if ev.EventTime.IsZero() {
+		// The platform sent no event time (OpenIM never does): arrival
+		// order is the only order.
+		ev.EventTime = s.now()
+	}
+	ev.EventTime = ev.EventTime.UTC().Truncate(time.Microsecond)
+	return ev, true
+}
+
+// store refuses a replay, then hands the event to the committer and waits
+// for it to be stored, at most the commit budget. The committer goes on
+// retrying an event that missed the budget.
+func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResult, bool) {
+	replayID := ""
+	if c.auth.ReplayID != "" {
+		replayID = c.auth.ReplayID + "/" + ev.Key
+		if s.replay.seenBefore(replayID, s.now()) {
+			return "", c.fail(http.StatusUnauthorized, "replayed", errReplay)
+		}
+	}
+	res, err := s.commit(c.r.Context(), c.rcv, ev)
+	if err != nil {
+		status, result := http.StatusServiceUnavailable, "unavailable"
+		var perm commit.PermanentError
+		if errors.As(err, &perm) {
+			status, result = http.StatusInternalServerError, "error"
+		}
+		return "", c.fail(status, result, err)
+	}
+	if replayID != "" {
+		s.replay.record(replayID, s.now())
+	}
+	s.recordLastEventTime(c.rcv)
+	c.log.V(1).Info("Stored callback", "command", ev.Command, "groupID", ev.GroupID, "result", res, "key", ev.Key)
+	return res, true
+}
+
+// commit submits the event for its ChatGroup and waits for the result.
+func (s *Server) commit(ctx context.Context, rcv *imv1.ChatReceiver, ev groupstate.GroupEvent) (groupstate.ApplyResult, error) {
+	spec := imv1.ChatGroupSpec{Provider: ev.Provider, AppID: ev.AppID, GroupID: ev.GroupID}
+	done, err := s.committer.Submit(commit.Target{
+		Key:      types.NamespacedName{Namespace: rcv.Namespace, Name: imv1.ChatGroupName(spec.Provider, spec.AppID, spec.GroupID)},
+		Spec:     spec,
+		Labels:   groupLabels(rcv),
+		Receiver: types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name},
+	}, ev)
+	if err != nil {
+		return "", err
+	}
+	budget := time.NewTimer(s.opts.CommitBudget)
+	defer budget.Stop()
+	select {
+	case res := <-done:
+		return res.Result, res.Err
+	case <-budget.C:
+		return "", errNotStored
+	case <-ctx.Done():
+		return "", errNotStored
+	}
+}
+
+// reply answers with the provider's body and counts the callback.
+func (c *call) reply(status int, result string, o callback.Outcome) {
+	h := c.w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	switch status {
+	case http.StatusMethodNotAllowed:
+		h.Set("Allow", http.MethodPost)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		h.Set("Retry-After", "1")
+	}
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(c.provider.Reply(o))
+
+	callbacksTotal.WithLabelValues(c.label, provider.CommandLabel(c.command), result).Inc()
+	replySeconds.WithLabelValues(c.label, strconv.Itoa(status/100)+"xx").Observe(time.Since(c.start).Seconds())
+}
+
+// fail answers with the provider's failure body and logs why. It returns
+// false, so that a step can end with it.
+func (c *call) fail(status int, result string, err error) bool {
+	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
+	c.reply(status, result, callback.Outcome{Code: status, Message: err.Error()})
+	return false
+}
