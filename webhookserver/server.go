@@ -128,7 +128,9 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { committed <- s.committer.Start(commitCtx) }()
 	defer func() {
 		stopCommits()
-		<-committed
+		if err := <-committed; err != nil {
+			s.log.Error(err, "Committer stopped with an error")
+		}
 		s.stopBackground()
 		s.backgroundWrites.Wait()
 	}()

@@ -82,24 +82,24 @@ func newHarnessWithClient(_ *testing.T, c client.Client, mutate ...func(*Options
 	return h
 }
 
-// tencentURL builds a callback URL signed now by the Tencent receiver's
-// sender (its token and appID, unless changed).
-func (h *harness) tencentURL(command string, change ...func(*tencenttest.Sender)) string {
+// exitURL builds the URL of a member exit callback, signed now by the
+// Tencent receiver's sender (its token and appID, unless changed).
+func (h *harness) exitURL(change ...func(*tencenttest.Sender)) string {
 	sender := tencenttest.Sender{AppID: testAppID, Token: tencentToken}
 	for _, c := range change {
 		c(&sender)
 	}
-	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), command, h.now)
+	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), tencent.MemberExit, h.now)
 	if err != nil {
 		panic(err)
 	}
 	return u
 }
 
-// oldTencentURL is tencentURL signed age ago.
-func (h *harness) oldTencentURL(command string, age time.Duration) string {
+// oldExitURL is exitURL signed age ago.
+func (h *harness) oldExitURL(age time.Duration) string {
 	sender := tencenttest.Sender{AppID: testAppID, Token: tencentToken}
-	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), command, h.now.Add(-age))
+	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, "tencent", tencentToken), tencent.MemberExit, h.now.Add(-age))
 	if err != nil {
 		panic(err)
 	}
@@ -142,7 +142,7 @@ func TestServer_tencentCallbackIsStoredBeforeTheReply(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t)
 
-	rec := h.do(http.MethodPost, h.tencentURL(tencent.MemberExit), tencentExitBody)
+	rec := h.do(http.MethodPost, h.exitURL(), tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
 	g.Expect(rec.Header().Get("Content-Type")).To(Equal("application/json; charset=utf-8"))
 	var reply tencentReply
@@ -160,7 +160,7 @@ func TestServer_tencentCallbackIsStoredBeforeTheReply(t *testing.T) {
 
 	// Re-signed and resent a second later: a duplicate, acknowledged again.
 	h.now = h.now.Add(time.Second)
-	rec = h.do(http.MethodPost, h.tencentURL(tencent.MemberExit), tencentExitBody)
+	rec = h.do(http.MethodPost, h.exitURL(), tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusOK))
 	g.Expect(rec.Body.String()).To(ContainSubstring(`"ErrorInfo":"duplicate"`))
 	g.Expect(h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL").Status.EventsApplied).To(Equal(int64(1)))
@@ -193,7 +193,6 @@ func TestServer_rejections(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxBodyBytes = 1024 })
 	openim := imv1.WebhookPath(testNS, "openim", openIMToken)
 	basic := imv1.WebhookPath(testNS, "openim-basic", "basic-token")
-	exit := func(change ...func(*tencenttest.Sender)) string { return h.tencentURL(tencent.MemberExit, change...) }
 	unsigned := func(s *tencenttest.Sender) { s.Token = "" }
 
 	tests := []struct {
@@ -211,13 +210,13 @@ func TestServer_rejections(t *testing.T) {
 		{name: "path outside /callbacks", url: "/healthz", want: 404},
 		{name: "OpenIM path without a command", url: openim, body: openIMQuitBody, want: 404},
 		{name: "wrong method", method: http.MethodGet, url: openim + "/callbackAfterQuitGroupCommand", want: 405, contains: "use POST"},
-		{name: "wrong SdkAppid", url: exit(unsigned, func(s *tencenttest.Sender) { s.AppID = "1" }), body: tencentExitBody, want: 403, tencent: true, contains: "SdkAppid"},
-		{name: "missing signature", url: exit(unsigned), body: tencentExitBody, want: 401, tencent: true, contains: "missing Sign"},
-		{name: "bad signature", url: exit(func(s *tencenttest.Sender) { s.Token = "not the token" }), body: tencentExitBody, want: 401, tencent: true, contains: "signature mismatch"},
-		{name: "request time outside the window", url: h.oldTencentURL(tencent.MemberExit, 2*time.Minute), body: tencentExitBody, want: 401, tencent: true, contains: "away from the server clock"},
+		{name: "wrong SdkAppid", url: h.exitURL(unsigned, func(s *tencenttest.Sender) { s.AppID = "1" }), body: tencentExitBody, want: 403, tencent: true, contains: "SdkAppid"},
+		{name: "missing signature", url: h.exitURL(unsigned), body: tencentExitBody, want: 401, tencent: true, contains: "missing Sign"},
+		{name: "bad signature", url: h.exitURL(func(s *tencenttest.Sender) { s.Token = "not the token" }), body: tencentExitBody, want: 401, tencent: true, contains: "signature mismatch"},
+		{name: "request time outside the window", url: h.oldExitURL(2 * time.Minute), body: tencentExitBody, want: 401, tencent: true, contains: "away from the server clock"},
 		{name: "body too large", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":"` + strings.Repeat("x", 2048) + `"}`, want: 413},
 		{name: "malformed JSON", url: openim + "/callbackAfterQuitGroupCommand", body: `{"groupID":`, want: 400},
-		{name: "wrong field type", url: exit(), body: `{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":5}`, want: 400, tencent: true},
+		{name: "wrong field type", url: h.exitURL(), body: `{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":5}`, want: 400, tencent: true},
 		{name: "unknown command is ignored", url: openim + "/callbackAfterSendGroupMsgCommand", body: `{}`, want: 200, contains: "ignored"},
 		{name: "basic auth required", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, want: 401, contains: "basic auth"},
 		{name: "basic auth accepted", url: basic + "/callbackAfterQuitGroupCommand", body: openIMQuitBody, header: []string{"Authorization", "Basic aW06czNjcmV0"}, want: 200},
@@ -253,7 +252,7 @@ func TestServer_rejections(t *testing.T) {
 func TestServer_replayIsRejected(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t)
-	url := h.tencentURL(tencent.MemberExit)
+	url := h.exitURL()
 	g.Expect(h.do(http.MethodPost, url, tencentExitBody).Code).To(Equal(http.StatusOK))
 	rec := h.do(http.MethodPost, url, tencentExitBody)
 	g.Expect(rec.Code).To(Equal(http.StatusUnauthorized))

@@ -34,15 +34,20 @@ func main() {
 	}
 }
 
-func run() error {
+// flags are the command line.
+type flags struct {
+	kubeconfig, receiver, urls string
+	workload                   loadgen.Workload
+	opts                       loadgen.Options
+}
+
+func parseFlags() flags {
 	fs := cli.NewFlagSet("loadgen", "go run ./hack/loadgen --receiver NAMESPACE/NAME [--kubeconfig FILE] [--url URL,...] [flags]")
-	var (
-		kubeconfig = fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the cluster holding the receiver and the ChatGroups.")
-		receiver   = fs.String("receiver", "", "The ChatReceiver to load, as namespace/name.")
-		urls       = fs.String("url", "http://127.0.0.1:8082", "Callback server base URLs, comma-separated (several replicas share the load).")
-		w          = loadgen.Workload{GroupPrefix: fmt.Sprintf("load%d", time.Now().Unix())}
-		o          loadgen.Options
-	)
+	f := flags{workload: loadgen.Workload{GroupPrefix: fmt.Sprintf("load%d", time.Now().Unix())}}
+	w, o := &f.workload, &f.opts
+	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig of the cluster holding the receiver and the ChatGroups.")
+	fs.StringVar(&f.receiver, "receiver", "", "The ChatReceiver to load, as namespace/name.")
+	fs.StringVar(&f.urls, "url", "http://127.0.0.1:8082", "Callback server base URLs, comma-separated (several replicas share the load).")
 	fs.IntVar(&w.Events, "events", 2000, "Distinct events to send (duplicates and bad requests come on top).")
 	fs.IntVar(&w.Groups, "groups", 100, "Groups to spread the events over.")
 	fs.IntVar(&w.HotGroups, "hot-groups", 0, "Number of hot groups that receive --hot-fraction of the events.")
@@ -56,12 +61,16 @@ func run() error {
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "Requests in flight at most.")
 	fs.Float64Var(&o.BadFraction, "bad-fraction", 0, "Invalid requests mixed in per delivery (oversized, malformed, unsigned, misaddressed).")
 	cli.Parse(fs)
+	return f
+}
 
-	ns, name, ok := strings.Cut(*receiver, "/")
+func run() error {
+	f := parseFlags()
+	ns, name, ok := strings.Cut(f.receiver, "/")
 	if !ok {
 		return fmt.Errorf("--receiver must be namespace/name")
 	}
-	cfg, _, err := cli.Kubeconfig(*kubeconfig)
+	cfg, _, err := cli.Kubeconfig(f.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -76,20 +85,25 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	target.BaseURLs = strings.Split(*urls, ",")
-	w.Provider = provider
-	plan, err := loadgen.NewPlan(w)
+	target.BaseURLs = strings.Split(f.urls, ",")
+	f.workload.Provider = provider
+	plan, err := loadgen.NewPlan(f.workload)
 	if err != nil {
 		return err
 	}
-	o.Progress = os.Stderr
+	f.opts.Progress = os.Stderr
 	fmt.Printf("Sending %d %s events (%d deliveries) to %d groups via %s\n", len(plan.Events), provider,
-		len(plan.Deliveries[0])+len(plan.Deliveries[1]), w.Groups, *urls)
-	rep, err := loadgen.Run(ctx, plan, target, o)
+		len(plan.Deliveries[0])+len(plan.Deliveries[1]), f.workload.Groups, f.urls)
+	rep, err := loadgen.Run(ctx, plan, target, f.opts)
 	if err != nil {
 		return err
 	}
 	fmt.Println(rep.Summary())
+	return verify(ctx, c, ns, plan, rep)
+}
+
+// verify checks the ChatGroups against what was acknowledged.
+func verify(ctx context.Context, c client.Client, ns string, plan *loadgen.Plan, rep *loadgen.Report) error {
 	v, err := loadgen.Verify(ctx, c, ns, plan, rep)
 	if err != nil {
 		return err

@@ -26,15 +26,24 @@ import (
 // their Tencent receivers.
 const SampleAppID = "1400000000"
 
-var commands = map[callbacks.Action]string{
-	callbacks.Create:      tencent.CreateGroup,
-	callbacks.Join:        tencent.NewMemberJoin,
-	callbacks.Quit:        tencent.MemberExit,
-	callbacks.Kick:        tencent.MemberExit,
-	callbacks.Disband:     tencent.GroupDestroyed,
-	callbacks.Info:        tencent.GroupInfoChanged,
-	callbacks.Owner:       tencent.ChangeGroupOwner,
-	callbacks.MemberField: tencent.MemberFieldChanged,
+// action is one row of the action table: the command an action is sent
+// as, and how its body is rendered.
+type action struct {
+	command string
+	encode  func(a callbacks.Action, c common, p *callbacks.Params) (any, error)
+}
+
+// actions is the action table. Quit and Kick are both
+// Group.CallbackAfterMemberExit, told apart by ExitType.
+var actions = map[callbacks.Action]action{
+	callbacks.Create:      {tencent.CreateGroup, encodeCreate},
+	callbacks.Join:        {tencent.NewMemberJoin, encodeJoin},
+	callbacks.Quit:        {tencent.MemberExit, encodeExit},
+	callbacks.Kick:        {tencent.MemberExit, encodeExit},
+	callbacks.Disband:     {tencent.GroupDestroyed, encodeDestroyed},
+	callbacks.Info:        {tencent.GroupInfoChanged, encodeInfo},
+	callbacks.Owner:       {tencent.ChangeGroupOwner, encodeOwner},
+	callbacks.MemberField: {tencent.MemberFieldChanged, encodeMemberField},
 }
 
 // Sender builds Tencent Cloud Chat callbacks.
@@ -65,11 +74,11 @@ func (Sender) Name() imv1.Provider { return tencent.Name }
 // Command implements callbacks.Sender. Quit and Kick are both
 // Group.CallbackAfterMemberExit, told apart by ExitType.
 func (Sender) Command(a callbacks.Action) (string, error) {
-	cmd, ok := commands[a]
+	act, ok := actions[a]
 	if !ok {
 		return "", fmt.Errorf("unknown action %q: use one of %s", a, callbacks.ActionList())
 	}
-	return cmd, nil
+	return act.command, nil
 }
 
 // member is an entry of a member list.
@@ -192,71 +201,90 @@ func (t Sender) Build(a callbacks.Action, p callbacks.Params) ([]callbacks.Callb
 	return []callbacks.Callback{{Command: cmd, Body: b}}, nil
 }
 
+// common are the values every body has.
+type common struct {
+	command, groupType string
+	at                 eventTime
+}
+
 func (t Sender) body(a callbacks.Action, cmd string, p *callbacks.Params) (any, error) {
 	groupType := p.GroupType
 	if groupType == "" {
 		groupType = "Public"
 	}
 	at := eventTime{ms: p.EventTimeOrNow().UnixMilli(), numeric: t.NumericEventTime}
-	switch a {
-	case callbacks.Create:
-		owner, operator, err := p.Creator()
-		if err != nil {
-			return nil, err
-		}
-		name := p.GroupName
-		if name == "" {
-			name = p.GroupID
-		}
-		return createBody{cmd, p.GroupID, operator, owner, groupType, name, memberList(p.Users), at}, nil
-	case callbacks.Join:
-		if len(p.Users) == 0 {
-			return nil, fmt.Errorf("%s needs at least one user", a)
-		}
-		// A single user who asks to join is an application; anything
-		// else (an admin adding users) is an invitation.
-		joinType, operator := "Invited", p.OperatorOr(callbacks.DefaultOperator)
-		if len(p.Users) == 1 && (p.Operator == "" || p.Operator == p.Users[0]) {
-			joinType, operator = "Apply", p.Users[0]
-		}
-		return joinBody{cmd, p.GroupID, groupType, joinType, operator, memberList(p.Users), at}, nil
-	case callbacks.Quit, callbacks.Kick:
-		first, err := p.FirstUser(a)
-		if err != nil {
-			return nil, err
-		}
-		exitType, operator := "Quit", p.OperatorOr(first)
-		if a == callbacks.Kick {
-			exitType, operator = "Kicked", p.OperatorOr(callbacks.DefaultOperator)
-		}
-		return exitBody{cmd, p.GroupID, groupType, exitType, operator, memberList(p.Users), at}, nil
-	case callbacks.Disband:
-		return destroyedBody{cmd, p.GroupID, groupType, p.Owner, p.GroupName, memberList(p.Users), at}, nil
-	case callbacks.Info:
-		if p.GroupName == "" && p.Notification == "" {
-			return nil, fmt.Errorf("%s needs a new group name or notification", a)
-		}
-		return infoBody{cmd, p.GroupID, groupType, p.OperatorOr(callbacks.DefaultOperator), p.GroupName, p.Notification, at}, nil
-	case callbacks.Owner:
-		if p.Owner == "" {
-			return nil, fmt.Errorf("%s needs the new owner", a)
-		}
-		operator := p.OperatorOr(p.PreviousOwner)
-		if operator == "" {
-			operator = callbacks.DefaultOperator
-		}
-		return ownerBody{cmd, p.GroupID, groupType, operator, p.PreviousOwner, p.Owner, at}, nil
-	default: // MemberField; Command rejected unknown actions
-		member, err := p.FirstUser(a)
-		if err != nil {
-			return nil, err
-		}
-		role, err := p.MemberFieldRole()
-		if err != nil {
-			return nil, err
-		}
-		return memberFieldBody{cmd, p.GroupID, groupType, p.OperatorOr(callbacks.DefaultOperator), member, role, p.NameCard, at}, nil
+	return actions[a].encode(a, common{cmd, groupType, at}, p)
+}
+
+func encodeCreate(_ callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	owner, operator, err := p.Creator()
+	if err != nil {
+		return nil, err
 	}
+	name := p.GroupName
+	if name == "" {
+		name = p.GroupID
+	}
+	return createBody{c.command, p.GroupID, operator, owner, c.groupType, name, memberList(p.Users), c.at}, nil
+}
+
+func encodeJoin(a callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	if len(p.Users) == 0 {
+		return nil, fmt.Errorf("%s needs at least one user", a)
+	}
+	// A single user who asks to join is an application; anything else (an
+	// admin adding users) is an invitation.
+	joinType, operator := "Invited", p.OperatorOr(callbacks.DefaultOperator)
+	if len(p.Users) == 1 && (p.Operator == "" || p.Operator == p.Users[0]) {
+		joinType, operator = "Apply", p.Users[0]
+	}
+	return joinBody{c.command, p.GroupID, c.groupType, joinType, operator, memberList(p.Users), c.at}, nil
+}
+
+func encodeExit(a callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	first, err := p.FirstUser(a)
+	if err != nil {
+		return nil, err
+	}
+	exitType, operator := "Quit", p.OperatorOr(first)
+	if a == callbacks.Kick {
+		exitType, operator = "Kicked", p.OperatorOr(callbacks.DefaultOperator)
+	}
+	return exitBody{c.command, p.GroupID, c.groupType, exitType, operator, memberList(p.Users), c.at}, nil
+}
+
+func encodeDestroyed(_ callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	return destroyedBody{c.command, p.GroupID, c.groupType, p.Owner, p.GroupName, memberList(p.Users), c.at}, nil
+}
+
+func encodeInfo(a callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	if p.GroupName == "" && p.Notification == "" {
+		return nil, fmt.Errorf("%s needs a new group name or notification", a)
+	}
+	return infoBody{c.command, p.GroupID, c.groupType, p.OperatorOr(callbacks.DefaultOperator), p.GroupName, p.Notification, c.at}, nil
+}
+
+func encodeOwner(a callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	if p.Owner == "" {
+		return nil, fmt.Errorf("%s needs the new owner", a)
+	}
+	operator := p.OperatorOr(p.PreviousOwner)
+	if operator == "" {
+		operator = callbacks.DefaultOperator
+	}
+	return ownerBody{c.command, p.GroupID, c.groupType, operator, p.PreviousOwner, p.Owner, c.at}, nil
+}
+
+func encodeMemberField(a callbacks.Action, c common, p *callbacks.Params) (any, error) {
+	member, err := p.FirstUser(a)
+	if err != nil {
+		return nil, err
+	}
+	role, err := p.MemberFieldRole()
+	if err != nil {
+		return nil, err
+	}
+	return memberFieldBody{c.command, p.GroupID, c.groupType, p.OperatorOr(callbacks.DefaultOperator), member, role, p.NameCard, c.at}, nil
 }
 
 // Request implements callbacks.Sender: a POST to
