@@ -39,8 +39,7 @@ const cacheLagRequeue = 200 * time.Millisecond
 // ChatGroupReconciler publishes a ChatGroup's journal as Kubernetes Events,
 // runs the matching ChatGroupTriggers' Jobs, keeps the group's conditions and
 // deletes disbanded groups after their TTL. It writes only the status fields
-// it owns (conditions, observedGeneration, announcedSeq, triggers); the
-// callback server owns the rest.
+// it owns (groupOwnedStatus); the callback server owns the rest.
 type ChatGroupReconciler struct {
 	client    client.Client
 	apiReader client.Reader
@@ -158,30 +157,15 @@ func (r *ChatGroupReconciler) expire(ctx context.Context, cg *imv1.ChatGroup, cl
 	}
 }
 
-// patchStatus writes the reconciler's status fields, and only those, with
-// a merge patch and no optimistic lock: the callback server's concurrent
-// writes never make it fail, and it can never carry (and overwrite) a field
-// the callback server owns. See ownedStatusPatch for why the patch is not
-// computed as a diff.
+// patchStatus writes the reconciler's status fields, groupOwnedStatus, and
+// only those (see patchOwnedStatus).
 func (r *ChatGroupReconciler) patchStatus(ctx context.Context, base, cg *imv1.ChatGroup) error {
-	if equality.Semantic.DeepEqual(base.Status, cg.Status) {
-		return nil
+	patched, err := patchOwnedStatus[groupOwnedStatus](ctx, r.client, cg, &base.Status, &cg.Status)
+	if apierrors.IsNotFound(err) {
+		return nil // deleted, for example by expire
 	}
-	patch, err := ownedStatusPatch(map[string]any{
-		"observedGeneration": cg.Status.ObservedGeneration,
-		"conditions":         cg.Status.Conditions,
-		"announcedSeq":       cg.Status.AnnouncedSeq,
-		"triggers":           cg.Status.Triggers,
-	})
-	if err != nil {
+	if err != nil || patched == nil {
 		return err
-	}
-	patched := &imv1.ChatGroup{ObjectMeta: metav1.ObjectMeta{Namespace: cg.Namespace, Name: cg.Name}}
-	if err := r.client.Status().Patch(ctx, patched, patch); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil // deleted, for example by expire
-		}
-		return fmt.Errorf("patching ChatGroup status: %w", err)
 	}
 	r.writes.record(patched)
 	return nil
@@ -233,17 +217,7 @@ func groupChanged(oldCG, newCG *imv1.ChatGroup) bool {
 		!equality.Semantic.DeepEqual(oldCG.Annotations, newCG.Annotations) {
 		return true
 	}
-	return !equality.Semantic.DeepEqual(withoutReconcilerFields(oldCG.Status), withoutReconcilerFields(newCG.Status))
-}
-
-// withoutReconcilerFields returns a shallow copy of a status with the
-// reconciler's fields cleared (the shared slices are not modified).
-func withoutReconcilerFields(st imv1.ChatGroupStatus) imv1.ChatGroupStatus {
-	st.Conditions = nil
-	st.ObservedGeneration = 0
-	st.AnnouncedSeq = 0
-	st.Triggers = nil
-	return st
+	return !equality.Semantic.DeepEqual(withoutOwned[groupOwnedStatus](oldCG.Status), withoutOwned[groupOwnedStatus](newCG.Status))
 }
 
 // jobFinishedPredicate passes Job updates only when the Job's outcome

@@ -2,12 +2,11 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -30,25 +29,29 @@ type ChatGroupTriggerReconciler struct {
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgrouptriggers/status,verbs=get;update;patch
 
 // Reconcile validates one trigger and records the result in its Ready
-// condition. An invalid trigger is Stalled until its spec changes.
-func (r *ChatGroupTriggerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// condition. An invalid trigger is Stalled until its spec changes. Its
+// status is patched once, on the way out.
+func (r *ChatGroupTriggerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	trig := &imv1.ChatGroupTrigger{}
 	if err := r.client.Get(ctx, req.NamespacedName, trig); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := trig.DeepCopy()
+	defer func() {
+		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, base, trig)})
+	}()
 	err := validateTrigger(&trig.Spec)
 	setTriggerStatus(trig, err)
-	if equality.Semantic.DeepEqual(base.Status, trig.Status) {
-		return ctrl.Result{}, nil
-	}
 	if readyChanged(base.Status.Conditions, trig.Status.Conditions) && err != nil {
 		r.recorder.Eventf(trig, nil, corev1.EventTypeWarning, imv1.InvalidSpecReason, reconcileAction, "Invalid spec: %v", err)
 	}
-	if err := r.client.Status().Patch(ctx, trig, client.MergeFrom(base)); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("patching ChatGroupTrigger status: %w", err))
-	}
 	return ctrl.Result{}, nil
+}
+
+// patchStatus writes the trigger's status (triggerOwnedStatus).
+func (r *ChatGroupTriggerReconciler) patchStatus(ctx context.Context, base, trig *imv1.ChatGroupTrigger) error {
+	_, err := patchOwnedStatus[triggerOwnedStatus](ctx, r.client, trig, &base.Status, &trig.Status)
+	return client.IgnoreNotFound(err)
 }
 
 // setTriggerStatus sets Ready (and Stalled for an invalid spec).
@@ -57,9 +60,7 @@ func setTriggerStatus(trig *imv1.ChatGroupTrigger, specErr error) {
 	gen := trig.Generation
 	st.ObservedGeneration = gen
 	if specErr != nil {
-		msg := "Invalid spec: " + specErr.Error()
-		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.InvalidSpecReason, msg)
-		setCondition(&st.Conditions, gen, imv1.StalledCondition, metav1.ConditionTrue, imv1.InvalidSpecReason, msg)
+		setInvalidSpec(&st.Conditions, gen, specErr)
 		return
 	}
 	setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionTrue, imv1.SucceededReason, "The trigger is valid")

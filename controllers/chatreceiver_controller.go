@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,9 +111,7 @@ func setReceiverStatus(rcv *imv1.ChatReceiver, obs receiverObservation) {
 
 	switch {
 	case obs.specErr != nil:
-		msg := "Invalid spec: " + obs.specErr.Error()
-		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.InvalidSpecReason, msg)
-		setCondition(&st.Conditions, gen, imv1.StalledCondition, metav1.ConditionTrue, imv1.InvalidSpecReason, msg)
+		setInvalidSpec(&st.Conditions, gen, obs.specErr)
 		return
 	case obs.secretMissing:
 		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.SecretNotFoundReason,
@@ -150,27 +147,11 @@ func (r *ChatReceiverReconciler) reportTransition(base, rcv *imv1.ChatReceiver) 
 	r.recorder.Eventf(rcv, nil, corev1.EventTypeWarning, ready.Reason, reconcileAction, "%s", ready.Message)
 }
 
-// patchStatus writes the reconciler's status fields with a merge patch
-// that holds only them: lastEventTime, written by the callback server, is
-// never part of it.
+// patchStatus writes the reconciler's status fields, receiverOwnedStatus:
+// lastEventTime, written by the callback server, is never part of it.
 func (r *ChatReceiverReconciler) patchStatus(ctx context.Context, base, rcv *imv1.ChatReceiver) error {
-	if equality.Semantic.DeepEqual(base.Status, rcv.Status) {
-		return nil
-	}
-	patch, err := ownedStatusPatch(map[string]any{
-		"observedGeneration":  rcv.Status.ObservedGeneration,
-		"conditions":          rcv.Status.Conditions,
-		"webhookPath":         rcv.Status.WebhookPath,
-		"previousWebhookPath": rcv.Status.PreviousWebhookPath,
-	})
-	if err != nil {
-		return err
-	}
-	patched := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: rcv.Namespace, Name: rcv.Name}}
-	if err := r.client.Status().Patch(ctx, patched, patch); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patching ChatReceiver status: %w", err))
-	}
-	return nil
+	_, err := patchOwnedStatus[receiverOwnedStatus](ctx, r.client, rcv, &base.Status, &rcv.Status)
+	return client.IgnoreNotFound(err)
 }
 
 // SetupWithManager registers the reconciler, the Secret index and the

@@ -22,6 +22,14 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 	})
 }
 
+// setInvalidSpec marks an object whose spec cannot work: not Ready and
+// Stalled, with the same reason, until the spec changes.
+func setInvalidSpec(conds *[]metav1.Condition, generation int64, specErr error) {
+	msg := "Invalid spec: " + specErr.Error()
+	setCondition(conds, generation, imv1.ReadyCondition, metav1.ConditionFalse, imv1.InvalidSpecReason, msg)
+	setCondition(conds, generation, imv1.StalledCondition, metav1.ConditionTrue, imv1.InvalidSpecReason, msg)
+}
+
 // readyChanged reports whether the Ready condition changed status or
 // reason between two condition lists. Events are sent only on such
 // transitions, never on every reconcile.

@@ -11,7 +11,14 @@ import (
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
 
 // Options configures the reconcilers.
@@ -82,4 +89,18 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the ChatGroup controller: %w", err)
 	}
 	return nil
+}
+
+// CacheOptions are the manager's cache options the reconcilers need: only
+// the Jobs that triggers start (they carry GroupLabel, see jobs.go) are
+// cached, since caching every Job in the cluster would cost memory for
+// nothing.
+func CacheOptions() cache.Options {
+	req, err := labels.NewRequirement(imv1.GroupLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant, valid requirement
+	}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&batchv1.Job{}: {Label: labels.NewSelector().Add(*req)},
+	}}
 }

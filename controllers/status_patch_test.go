@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -61,4 +63,34 @@ func TestChatGroupReconciler_patchStatus_keepsCallbackServerFields(t *testing.T)
 	g.Expect(got.LastSeq).To(Equal(int64(1)))
 	g.Expect(got.AnnouncedSeq).To(Equal(int64(1)))
 	g.Expect(meta.IsStatusConditionTrue(got.Conditions, imv1.ReadyCondition)).To(BeTrue())
+}
+
+// Each owned-status type must name fields of its status type, with the
+// same Go type and JSON name, or ownedPart and withoutOwned would panic.
+func TestOwnedStatusTypes_matchTheirStatus(t *testing.T) {
+	for _, tt := range []struct{ owned, status reflect.Type }{
+		{reflect.TypeFor[groupOwnedStatus](), reflect.TypeFor[imv1.ChatGroupStatus]()},
+		{reflect.TypeFor[receiverOwnedStatus](), reflect.TypeFor[imv1.ChatReceiverStatus]()},
+		{reflect.TypeFor[triggerOwnedStatus](), reflect.TypeFor[imv1.ChatGroupTriggerStatus]()},
+	} {
+		t.Run(tt.owned.Name(), func(t *testing.T) {
+			g := NewWithT(t)
+			for i := range tt.owned.NumField() {
+				o := tt.owned.Field(i)
+				s, ok := tt.status.FieldByName(o.Name)
+				g.Expect(ok).To(BeTrue(), "%s.%s", tt.status.Name(), o.Name)
+				g.Expect(s.Type).To(Equal(o.Type), o.Name)
+				name, _, _ := strings.Cut(s.Tag.Get("json"), ",")
+				g.Expect(o.Tag.Get("json")).To(Equal(name), "%s: the JSON name, without omitempty", o.Name)
+			}
+		})
+	}
+}
+
+func TestWithoutOwned(t *testing.T) {
+	g := NewWithT(t)
+	st := imv1.ChatGroupStatus{ObservedGeneration: 2, AnnouncedSeq: 3, LastSeq: 4, Triggers: []imv1.TriggerStatus{{Name: "t"}}}
+	g.Expect(withoutOwned[groupOwnedStatus](st)).To(Equal(imv1.ChatGroupStatus{LastSeq: 4}))
+	g.Expect(st.AnnouncedSeq).To(Equal(int64(3)), "the argument is a copy")
+	g.Expect(ownedPart[groupOwnedStatus](&st)).To(Equal(groupOwnedStatus{ObservedGeneration: 2, AnnouncedSeq: 3, Triggers: st.Triggers}))
 }

@@ -82,10 +82,13 @@ func newNamespace(t *testing.T, c client.Client) string {
 func startManager(t *testing.T, namespace string) (stop func()) {
 	t.Helper()
 	g := NewWithT(t)
+	// The production cache configuration, limited to the test's namespace.
+	cacheOpts := CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{namespace: {}}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:     env.Scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		Cache:      cacheOpts,
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
