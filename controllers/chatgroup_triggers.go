@@ -95,7 +95,7 @@ func syncTriggerStatuses(cg *imv1.ChatGroup, m groupTriggers) {
 // be created, so nothing is skipped silently.
 func (r *ChatGroupReconciler) runTrigger(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, obs *groupObservation) error {
 	ts := findTriggerStatus(&cg.Status, trig.Name)
-	r.catchUp(ctx, cg, trig, ts)
+	r.advanceCursor(ctx, cg, trig, ts)
 
 	for _, entry := range pendingEntries(ts.Cursor, cg.Status.Journal) {
 		if triggerMatches(trig.Spec.On, &entry) {
@@ -109,10 +109,10 @@ func (r *ChatGroupReconciler) runTrigger(ctx context.Context, cg *imv1.ChatGroup
 	return r.refreshLastJob(ctx, cg, ts)
 }
 
-// catchUp moves a cursor that fell behind the journal ring forward, and
+// advanceCursor moves a cursor that fell behind the journal ring forward, and
 // reports the entries the trigger missed: they are counted in status, in a
 // metric and in a Warning Event.
-func (r *ChatGroupReconciler) catchUp(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, ts *imv1.TriggerStatus) {
+func (r *ChatGroupReconciler) advanceCursor(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, ts *imv1.TriggerStatus) {
 	cursor, missed := catchUp(ts.Cursor, &cg.Status)
 	if cursor < ts.Cursor {
 		ctrl.LoggerFrom(ctx).Info("Restarting a trigger cursor that is ahead of the journal",

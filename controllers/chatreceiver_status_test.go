@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"errors"
-	"flag"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -63,15 +62,4 @@ func TestValidateReceiver(t *testing.T) {
 	g.Expect(validateReceiver(&imv1.ChatReceiverSpec{AllowedCIDRs: []string{"10.0.0.0/8", "::1/128"}})).To(Succeed())
 	g.Expect(validateReceiver(&imv1.ChatReceiverSpec{AllowedCIDRs: []string{"10.0.0.0/8", "10.0.0.0"}})).
 		To(MatchError(ContainSubstring("allowedCIDRs")))
-}
-
-func TestOptions_BindFlags(t *testing.T) {
-	g := NewWithT(t)
-	var opts Options
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	opts.BindFlags(fs)
-	g.Expect(opts).To(Equal(DefaultOptions()))
-	g.Expect(fs.Parse([]string{"--max-concurrent-reconciles=8", "--event-recorder-name=custom"})).To(Succeed())
-	g.Expect(opts).To(Equal(Options{MaxConcurrentReconciles: 8, EventRecorderName: "custom"}))
-	g.Expect(Options{}.withDefaults()).To(Equal(DefaultOptions()))
 }

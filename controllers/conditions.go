@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 )
 
 // setCondition sets a condition with the generation it describes, as
@@ -57,16 +58,10 @@ func listBounded(items []string, extra int, limit int) string {
 }
 
 // truncateNote keeps a message within max bytes without splitting a UTF-8
-// character.
+// character, marking the cut with "...".
 func truncateNote(s string, maxLen int) string {
 	if len(s) <= maxLen {
 		return s
 	}
-	cut := maxLen - len("...")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return groupstate.TruncateUTF8(s, maxLen-len("...")) + "..."
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -112,16 +112,11 @@ func splitPath(p string) (base, suffix string, ok bool) {
 
 // routeForLog keeps the secret part of a path out of logs.
 func routeForLog(p string) string {
-	base, suffix, ok := splitPath(p)
-	if !ok {
-		if len(p) > 64 {
-			p = p[:64] + "..."
-		}
-		return p
+	if _, _, ok := splitPath(p); ok {
+		return imv1.MaskWebhookPath(p)
 	}
-	masked := base[:len(imv1.WebhookPathPrefix)+8] + "..."
-	if suffix != "" {
-		masked += "/" + suffix
+	if len(p) > 64 {
+		p = p[:64] + "..."
 	}
-	return masked
+	return p
 }

@@ -1,5 +1,28 @@
 // Package v1alpha1 contains the API types of the im.chatgroup.dev group:
 // ChatGroup, ChatReceiver and ChatGroupTrigger.
+//
+// # Glossary
+//
+// The platforms, the code and this API name the same things differently:
+//
+//   - Join: a user becomes a member. Tencent: NewMemberJoin (JoinType Apply
+//     or Invited); OpenIM: JoinGroup. Event kind MembersJoined.
+//   - Leave: a member stops being one, for a LeaveReason: Quit (the member
+//     left) or Kicked (someone removed them). Tencent calls both a member
+//     exit (MemberExit, told apart by ExitType); OpenIM has QuitGroup and
+//     KickGroup. Event kind MembersLeft; triggers can tell kicks apart as
+//     MemberKicked.
+//   - Departure: the record of a leave in status.departed (a tombstone),
+//     which keeps an older join that arrives late from re-adding the member.
+//   - Disband: the group ends. Tencent: GroupDestroyed; OpenIM: DismissGroup.
+//     Event kind Disbanded; status.disbanded and disbandedAt.
+//   - Incarnation: one life of a group ID. A Created event after a disband
+//     starts a new incarnation: what was known before the disband is
+//     forgotten, except the disband time.
+//   - Journal: the last events applied to a group, in status.journal, each
+//     with a sequence number; the reconciler announces them as Kubernetes
+//     Events and runs the matching triggers.
+//
 // +kubebuilder:object:generate=true
 // +groupName=im.chatgroup.dev
 package v1alpha1

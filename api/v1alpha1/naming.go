@@ -50,3 +50,15 @@ func WebhookPath(namespace, name, token string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + name + "/" + token))
 	return WebhookPathPrefix + hex.EncodeToString(sum[:])
 }
+
+// MaskWebhookPath shortens a path under a receiver's webhook path for
+// display: the webhook path is a credential (for OpenIM the only one), so
+// only the first 8 of its 64 hex digits are kept, then "…", then what
+// follows (OpenIM's command). Other paths are returned as they are.
+func MaskWebhookPath(p string) string {
+	rest, ok := strings.CutPrefix(p, WebhookPathPrefix)
+	if !ok || len(rest) < sha256.Size*2 {
+		return p
+	}
+	return WebhookPathPrefix + rest[:8] + "…" + rest[sha256.Size*2:]
+}

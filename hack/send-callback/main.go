@@ -266,7 +266,7 @@ func send(ctx context.Context, c *http.Client, ep providertest.Endpoint, base st
 	if err != nil {
 		return usageError{err}
 	}
-	fmt.Printf("POST %s (%s %s)\n", redact(req.URL.Path, ep.Path), ep.Sender.Name(), cb.Command)
+	fmt.Printf("POST %s (%s %s)\n", imv1.MaskWebhookPath(req.URL.Path), ep.Sender.Name(), cb.Command)
 	resp, err := c.Do(req)
 	if err != nil {
 		// Drop the URL from the message: it holds the webhook path.
@@ -289,14 +289,4 @@ func send(ctx context.Context, c *http.Client, ep providertest.Endpoint, base st
 		return fmt.Errorf("%s: %w", cb.Command, err)
 	}
 	return nil
-}
-
-// redact shortens the webhook path in displayed URLs: for OpenIM it is the
-// only credential.
-func redact(urlPath, webhookPath string) string {
-	const keep = len(imv1.WebhookPathPrefix) + 8
-	if len(webhookPath) <= keep || !strings.HasPrefix(urlPath, webhookPath) {
-		return urlPath
-	}
-	return webhookPath[:keep] + "…" + strings.TrimPrefix(urlPath, webhookPath)
 }

@@ -1,0 +1,54 @@
+package controllers
+
+import (
+	"fmt"
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+)
+
+// validateReceiver checks what the schema cannot: allowedCIDRs parse.
+func validateReceiver(spec *imv1.ChatReceiverSpec) error {
+	for _, cidr := range spec.AllowedCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("allowedCIDRs: %w", err)
+		}
+	}
+	return nil
+}
+
+// setReceiverStatus derives the receiver's paths and conditions. Without
+// a usable token the paths are cleared, so that no path keeps pointing at a
+// receiver that cannot authenticate callbacks. lastEventTime belongs to the
+// callback server and is left alone.
+func setReceiverStatus(rcv *imv1.ChatReceiver, obs receiverObservation) {
+	st := &rcv.Status
+	gen := rcv.Generation
+	st.ObservedGeneration = gen
+	st.WebhookPath, st.PreviousWebhookPath = "", ""
+
+	switch {
+	case obs.specErr != nil:
+		setInvalidSpec(&st.Conditions, gen, obs.specErr)
+		return
+	case obs.secretMissing:
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.SecretNotFoundReason,
+			fmt.Sprintf("Secret %s/%s not found", rcv.Namespace, rcv.Spec.SecretRef.Name))
+	case obs.token == "":
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.TokenNotFoundReason,
+			fmt.Sprintf("Secret %s/%s has no %q key (or it is empty)", rcv.Namespace, rcv.Spec.SecretRef.Name, imv1.TokenKey))
+	default:
+		st.WebhookPath = imv1.WebhookPath(rcv.Namespace, rcv.Name, obs.token)
+		if obs.previousToken != "" {
+			st.PreviousWebhookPath = imv1.WebhookPath(rcv.Namespace, rcv.Name, obs.previousToken)
+		}
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionTrue, imv1.SucceededReason,
+			// Not the path itself: for OpenIM it is the credential, and
+			// the message shows in kubectl get.
+			"Receiving callbacks at status.webhookPath")
+	}
+	meta.RemoveStatusCondition(&st.Conditions, imv1.StalledCondition)
+}
