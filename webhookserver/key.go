@@ -11,8 +11,8 @@ import (
 
 // eventKey derives the deduplication key of a callback from its content.
 // Neither provider sends an event ID, so the key is sha256 over the
-// provider, appID, command, the provider's request ID (OpenIM's
-// operationID, which tells apart two identical quits of the same user) and
+// provider, appID, command, the provider's request ID (OpenIM's operation
+// ID, which tells apart two identical quits of the same user) and
 // the body with insignificant whitespace removed. Volatile parts of the
 // request (a signature and its time) are left out, so a re-signed retry
 // has the same key. The first 32 hex digits (128 bits) are kept.

@@ -24,8 +24,8 @@ type Options struct {
 	// MaxPending bounds the events waiting to be committed across all
 	// groups; beyond it new callbacks get 503 at once.
 	MaxPending int
-	// SignWindow is the allowed difference between Tencent's RequestTime
-	// and the server clock.
+	// SignWindow is the allowed difference between the time a signed
+	// (Tencent) request was signed and the server clock.
 	SignWindow time.Duration
 	// MaxBodyBytes bounds a callback body; larger ones get 413.
 	MaxBodyBytes int64
@@ -67,7 +67,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxPending, "callback-max-pending", o.MaxPending,
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
-		"Allowed difference between Tencent's RequestTime and the server clock.")
+		"Allowed difference between the signing time of a Tencent callback and the server clock.")
 	fs.Int64Var(&o.MaxBodyBytes, "callback-max-body-bytes", o.MaxBodyBytes, "Maximum callback body size (413 above it).")
 	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
 		"Maximum ChatGroups committed in parallel.")

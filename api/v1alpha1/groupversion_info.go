@@ -9,7 +9,7 @@
 //     or Invited); OpenIM: JoinGroup. Event kind MembersJoined.
 //   - Leave: a member stops being one, for a LeaveReason: Quit (the member
 //     left) or Kicked (someone removed them). Tencent calls both a member
-//     exit (MemberExit, told apart by ExitType); OpenIM has QuitGroup and
+//     exit (MemberExit, told apart by the exit type); OpenIM has QuitGroup and
 //     KickGroup. Event kind MembersLeft; triggers can tell kicks apart as
 //     MemberKicked.
 //   - Departure: the record of a leave in status.departed (a tombstone),

@@ -75,7 +75,7 @@ func main() {
 	fs.StringVar(&o.eventTime, "event-time", "", "Event time as RFC 3339 or Unix milliseconds (default: now).")
 	fs.StringVar(&o.opID, "operation-id", "", "OpenIM operation ID, sent in a header (default: generated).")
 	fs.BoolVar(&o.numericEventTime, "numeric-event-time", false, "Send Tencent's EventTime as a JSON number instead of a quoted string.")
-	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append ?contenttype=json to OpenIM URLs, as OpenIM's docs show.")
+	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append a JSON content type query to OpenIM URLs, as OpenIM's docs show.")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "Timeout for the whole command.")
 	cli.Parse(fs)
 

@@ -99,10 +99,10 @@ type Params struct {
 	Role string
 	// NameCard is the member's new group nickname (member-field).
 	NameCard string
-	// EventTime is when the change happened: Tencent's EventTime and
-	// OpenIM's createTime. Default: now.
+	// EventTime is when the change happened (Tencent sends it with every
+	// callback, OpenIM only with a create). Default: now.
 	EventTime time.Time
-	// OperationID is OpenIM's operationID header (and the join body's
+	// OperationID is OpenIM's operation ID header (and the join body's
 	// field). Default: a new unique ID per callback.
 	OperationID string
 }
@@ -114,7 +114,7 @@ type Callback struct {
 	Command string
 	// Body is the JSON request body.
 	Body []byte
-	// OperationID is sent in OpenIM's operationID header.
+	// OperationID is sent in OpenIM's operation ID header.
 	OperationID string
 }
 
