@@ -29,11 +29,6 @@ func Get(name imv1.Provider) (Provider, bool) {
 	return nil, false
 }
 
-// All returns the registered providers, in registry order.
-func All() []Provider {
-	return append([]Provider(nil), providers...)
-}
-
 // Guess returns the provider a request that reached no receiver most
 // likely comes from, to answer it in a shape the sender can parse.
 func Guess(r *http.Request) Provider {

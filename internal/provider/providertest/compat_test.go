@@ -13,9 +13,10 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 )
 
-// TestBuild_decodesOnTheServer feeds every callback each provider's Sender
-// builds to the provider's decoder. The two sides are written separately
-// from the protocol notes, so agreement here is a check on both.
+// TestBuild_decodesOnTheServer feeds every callback each Sender builds, for
+// the actions it supports, to its provider's decoder. The two sides are
+// written separately from the protocol notes, so agreement here is a check
+// on both.
 func TestBuild_decodesOnTheServer(t *testing.T) {
 	params := callbacks.Params{
 		GroupID: "@TGS#2J4SZEAEL", Users: []string{"bob"}, Operator: "leckie", Owner: "leckie",
@@ -36,10 +37,13 @@ func TestBuild_decodesOnTheServer(t *testing.T) {
 		{action: callbacks.Owner, kind: imv1.EventOwnerChanged},
 		{action: callbacks.MemberField, kind: imv1.EventInfoChanged, wantMembers: []string{"bob"}},
 	}
-	for _, p := range provider.All() {
-		sender, err := providertest.New(string(p.Name()), providertest.SampleAppID(p.Name()), "")
-		NewWithT(t).Expect(err).NotTo(HaveOccurred(), "every provider has a Sender")
+	for _, sender := range providertest.Senders() {
+		p, ok := provider.Get(sender.Name())
+		NewWithT(t).Expect(ok).To(BeTrue(), "the provider of the %s Sender is registered", sender.Name())
 		for _, tt := range tests {
+			if _, err := sender.Command(tt.action); err != nil {
+				continue
+			}
 			t.Run(string(p.Name())+" "+string(tt.action)+" decodes as "+string(tt.kind), func(t *testing.T) {
 				g := NewWithT(t)
 				cbs, err := sender.Build(tt.action, params)

@@ -50,6 +50,16 @@ func New(name, appID, token string) (callbacks.Sender, error) {
 	return k.newSender(appID, token), nil
 }
 
+// Senders returns a Sender of each provider that has a test package, with
+// its sample appID and no token.
+func Senders() []callbacks.Sender {
+	out := make([]callbacks.Sender, len(kits))
+	for i, k := range kits {
+		out[i] = k.newSender(k.sampleAppID, "")
+	}
+	return out
+}
+
 // SampleAppID is the appID tests give a provider's receivers.
 func SampleAppID(p imv1.Provider) string {
 	k, _ := find(string(p))
