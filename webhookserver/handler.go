@@ -17,7 +17,7 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/commit"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider/registry"
 )
 
 // errNotStored means the event missed its commit budget; the committer
@@ -28,11 +28,11 @@ var errNoReceiver = errors.New("no receiver at this path")
 
 // call is one callback being answered. Each step of ServeHTTP fills it in.
 type call struct {
-	w        http.ResponseWriter
-	r        *http.Request
-	start    time.Time
-	log      logr.Logger
-	provider provider.Provider
+	w     http.ResponseWriter
+	r     *http.Request
+	start time.Time
+	log   logr.Logger
+	prov  provider.Provider
 	// label is the provider as a metric label: "unknown" until the
 	// receiver is known.
 	label   string
@@ -40,7 +40,7 @@ type call struct {
 	// base is the receiver's path, without the command suffix.
 	base string
 	rcv  *imv1.ChatReceiver
-	auth callback.Auth
+	auth provider.Auth
 }
 
 // ServeHTTP handles one callback: route, admit, authenticate, decode,
@@ -58,16 +58,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.reply(http.StatusOK, string(res), callback.Outcome{OK: true, Message: string(res)})
+	c.reply(http.StatusOK, string(res), provider.Outcome{OK: true, Message: string(res)})
 }
 
 // newCall starts a call. Until the receiver is known, the provider is
 // guessed from the request's shape, so even a 404 comes in a body the
 // sender can parse.
 func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
-	c := &call{w: w, r: r, start: time.Now(), provider: provider.Guess(r), label: "unknown",
+	c := &call{w: w, r: r, start: time.Now(), prov: registry.Guess(r), label: "unknown",
 		log: s.log.WithValues("remote", r.RemoteAddr, "path", routeForLog(r.URL.Path))}
-	c.command, _ = c.provider.Command(r, "")
+	c.command, _ = c.prov.Command(r, "")
 	return c
 }
 
@@ -84,11 +84,11 @@ func (s *Server) route(c *call) bool {
 	if rcv == nil {
 		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
 	}
-	p, ok := provider.Get(rcv.Spec.Provider)
+	p, ok := registry.Get(rcv.Spec.Provider)
 	if !ok {
 		return c.fail(http.StatusNotFound, "not_found", fmt.Errorf("provider %q is not served", rcv.Spec.Provider))
 	}
-	c.provider, c.label, c.base, c.rcv = p, string(p.Name()), base, rcv
+	c.prov, c.label, c.base, c.rcv = p, string(p.Name()), base, rcv
 	c.log = c.log.WithValues("chatReceiver", klog.KObj(rcv))
 	c.command, ok = p.Command(c.r, suffix)
 	if !ok {
@@ -129,10 +129,10 @@ func (s *Server) authenticate(c *call) bool {
 	if pathToken < 0 {
 		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
 	}
-	c.auth, err = c.provider.Authenticate(c.r, creds, s.now(), s.opts.SignWindow)
+	c.auth, err = c.prov.Authenticate(c.r, creds, s.now(), s.opts.SignWindow)
 	if err != nil {
 		status, result := http.StatusUnauthorized, "unauthorized"
-		var authErr *callback.AuthError
+		var authErr *provider.AuthError
 		if errors.As(err, &authErr) {
 			status, result = authErr.Status, authErr.Result
 		}
@@ -156,17 +156,17 @@ func (s *Server) decode(c *call) (groupstate.GroupEvent, bool) {
 		}
 		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request", fmt.Errorf("reading body: %w", err))
 	}
-	ev, err := c.provider.Decode(c.command, body)
-	if errors.Is(err, callback.ErrUnknownCommand) {
+	ev, err := c.prov.Decode(c.command, body)
+	if errors.Is(err, provider.ErrUnknownCommand) {
 		c.log.V(1).Info("Ignored callback", "command", c.command)
-		c.reply(http.StatusOK, "ignored", callback.Outcome{OK: true, Message: "ignored: not a group event this operator handles"})
+		c.reply(http.StatusOK, "ignored", provider.Outcome{OK: true, Message: "ignored: not a group event this operator handles"})
 		return groupstate.GroupEvent{}, false
 	}
 	if err != nil {
 		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request", err)
 	}
 	ev.AppID = c.rcv.Spec.AppID
-	ev.Key = eventKey(c.rcv.Spec.Provider, ev.AppID, c.command, c.provider.RequestID(c.r), body)
+	ev.Key = eventKey(c.rcv.Spec.Provider, ev.AppID, c.command, c.prov.RequestID(c.r), body)
 	if ev.EventTime.IsZero() {
 		// The platform sent no event time (OpenIM never does): arrival
 		// order is the only order.
@@ -229,7 +229,7 @@ func (s *Server) commit(ctx context.Context, rcv *imv1.ChatReceiver, ev groupsta
 }
 
 // reply answers with the provider's body and counts the callback.
-func (c *call) reply(status int, result string, o callback.Outcome) {
+func (c *call) reply(status int, result string, o provider.Outcome) {
 	h := c.w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	switch status {
@@ -239,9 +239,9 @@ func (c *call) reply(status int, result string, o callback.Outcome) {
 		h.Set("Retry-After", "1")
 	}
 	c.w.WriteHeader(status)
-	_, _ = c.w.Write(c.provider.Reply(o))
+	_, _ = c.w.Write(c.prov.Reply(o))
 
-	callbacksTotal.WithLabelValues(c.label, provider.CommandLabel(c.command), result).Inc()
+	callbacksTotal.WithLabelValues(c.label, registry.CommandLabel(c.command), result).Inc()
 	replySeconds.WithLabelValues(c.label, strconv.Itoa(status/100)+"xx").Observe(time.Since(c.start).Seconds())
 }
 
@@ -249,6 +249,6 @@ func (c *call) reply(status int, result string, o callback.Outcome) {
 // false, so that a step can end with it.
 func (c *call) fail(status int, result string, err error) bool {
 	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
-	c.reply(status, result, callback.Outcome{Code: status, Message: err.Error()})
+	c.reply(status, result, provider.Outcome{Code: status, Message: err.Error()})
 	return false
 }

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // findReceiver returns the receiver whose current or previous path is
@@ -32,20 +32,20 @@ func (s *Server) findReceiver(ctx context.Context, path string) (*imv1.ChatRecei
 
 // credentials reads the receiver's appID and its Secret's tokens and basic
 // auth.
-func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (callback.Credentials, error) {
+func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provider.Credentials, error) {
 	var secret corev1.Secret
 	key := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
 	if err := s.client.Get(ctx, key, &secret); err != nil {
-		return callback.Credentials{}, fmt.Errorf("reading the receiver's Secret %s: %w", key.Name, err)
+		return provider.Credentials{}, fmt.Errorf("reading the receiver's Secret %s: %w", key.Name, err)
 	}
-	c := callback.Credentials{AppID: rcv.Spec.AppID}
+	c := provider.Credentials{AppID: rcv.Spec.AppID}
 	for _, k := range []string{imv1.TokenKey, imv1.PreviousTokenKey} {
 		if t := string(secret.Data[k]); t != "" {
 			c.Tokens = append(c.Tokens, t)
 		}
 	}
 	if len(c.Tokens) == 0 {
-		return callback.Credentials{}, fmt.Errorf("the receiver's Secret %s has no %q", key.Name, imv1.TokenKey)
+		return provider.Credentials{}, fmt.Errorf("the receiver's Secret %s has no %q", key.Name, imv1.TokenKey)
 	}
 	c.Username, c.Password = string(secret.Data[imv1.UsernameKey]), string(secret.Data[imv1.PasswordKey])
 	return c, nil

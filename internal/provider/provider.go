@@ -1,6 +1,7 @@
 // Package provider is the seam between the callback server and the IM
 // platforms: the Provider interface, which each provider package
-// implements, and the registry of the providers the operator serves.
+// implements, and the types they share with the server. The registry
+// subpackage lists the providers the operator serves.
 //
 // Everything that knows a platform's wire format lives in its package
 // (internal/provider/tencent, internal/provider/openim): how a callback is
@@ -14,7 +15,6 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
 )
 
 // Provider is one IM platform's side of the callback protocol. The server
@@ -36,17 +36,17 @@ type Provider interface {
 	KnownCommand(command string) (canonical string, ok bool)
 	// Authenticate checks a request's credentials against the receiver's,
 	// with now and the allowed clock skew for signed requests. It returns
-	// a *callback.AuthError when the request is refused.
-	Authenticate(r *http.Request, creds callback.Credentials, now time.Time, window time.Duration) (callback.Auth, error)
+	// a *AuthError when the request is refused.
+	Authenticate(r *http.Request, creds Credentials, now time.Time, window time.Duration) (Auth, error)
 	// RequestID is the platform's identity of a request that is part of
 	// the event's dedupe key ("" when the platform sends none).
 	RequestID(r *http.Request) string
 	// Decode parses the body of a callback for command. It returns
-	// callback.ErrUnknownCommand for commands that carry no group event,
-	// and a *callback.DecodeError for a payload it cannot accept. It does
+	// ErrUnknownCommand for commands that carry no group event,
+	// and a *DecodeError for a payload it cannot accept. It does
 	// not set AppID, EventTime defaults or Key.
 	Decode(command string, body []byte) (groupstate.GroupEvent, error)
 	// Reply renders the provider's response body for an outcome, exactly
 	// in the shape the provider documents.
-	Reply(o callback.Outcome) []byte
+	Reply(o Outcome) []byte
 }

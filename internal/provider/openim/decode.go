@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // member is an entry of initMemberList.
@@ -44,19 +44,19 @@ type payload struct {
 }
 
 // Decode parses the body of a callback for command. It returns
-// callback.ErrUnknownCommand for commands that carry no group event, and a
-// *callback.DecodeError for malformed JSON, wrong field types or missing
+// provider.ErrUnknownCommand for commands that carry no group event, and a
+// *provider.DecodeError for malformed JSON, wrong field types or missing
 // required fields. OpenIM callbacks carry no event time: the server stamps
 // the arrival time.
 func (Provider) Decode(command string, body []byte) (groupstate.GroupEvent, error) {
 	command = canonical(command)
 	cmd, known := commands[command]
 	if !known {
-		return groupstate.GroupEvent{}, callback.ErrUnknownCommand
+		return groupstate.GroupEvent{}, provider.ErrUnknownCommand
 	}
 	ev, err := decode(command, cmd, body)
 	if err != nil {
-		return groupstate.GroupEvent{}, &callback.DecodeError{Command: command, Err: err}
+		return groupstate.GroupEvent{}, &provider.DecodeError{Command: command, Err: err}
 	}
 	return ev, nil
 }
@@ -64,7 +64,7 @@ func (Provider) Decode(command string, body []byte) (groupstate.GroupEvent, erro
 // decode reads the fields every command shares, then the command's own.
 func decode(command string, cmd command, body []byte) (groupstate.GroupEvent, error) {
 	var p payload
-	if err := callback.DecodeJSON(body, &p); err != nil {
+	if err := provider.DecodeJSON(body, &p); err != nil {
 		return groupstate.GroupEvent{}, err
 	}
 	if p.CallbackCommand != nil && canonical(*p.CallbackCommand) != command {

@@ -11,7 +11,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // sample reads a request body from testdata.
@@ -90,7 +90,7 @@ func TestProvider_Decode_rejectsBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			_, err := Provider{}.Decode(tt.command, []byte(tt.body))
-			var decodeErr *callback.DecodeError
+			var decodeErr *provider.DecodeError
 			g.Expect(errors.As(err, &decodeErr)).To(BeTrue(), "want a *DecodeError, got %v", err)
 			g.Expect(err.Error()).To(ContainSubstring(tt.contains))
 		})
@@ -113,8 +113,8 @@ func TestProvider_Decode_truncatesFreeText(t *testing.T) {
 // The replies must have exactly the documented keys, in order.
 func TestProvider_Reply(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(string(Provider{}.Reply(callback.Outcome{OK: true}))).To(Equal(`{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}`))
-	g.Expect(string(Provider{}.Reply(callback.Outcome{Code: 400, Message: "bad", Detail: "more"}))).To(Equal(`{"actionCode":1,"errCode":400,"errMsg":"bad","errDlt":"more","nextCode":0}`))
+	g.Expect(string(Provider{}.Reply(provider.Outcome{OK: true}))).To(Equal(`{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}`))
+	g.Expect(string(Provider{}.Reply(provider.Outcome{Code: 400, Message: "bad", Detail: "more"}))).To(Equal(`{"actionCode":1,"errCode":400,"errMsg":"bad","errDlt":"more","nextCode":0}`))
 }
 
 func BenchmarkDecode(b *testing.B) {

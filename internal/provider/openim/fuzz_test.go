@@ -8,7 +8,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // FuzzDecode checks the decoder contract on arbitrary input: no panic,
@@ -22,11 +22,11 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, command string, body []byte) {
 		ev, err := Provider{}.Decode(command, body)
 		if err != nil {
-			var decodeErr *callback.DecodeError
-			if !errors.Is(err, callback.ErrUnknownCommand) && !errors.As(err, &decodeErr) {
+			var decodeErr *provider.DecodeError
+			if !errors.Is(err, provider.ErrUnknownCommand) && !errors.As(err, &decodeErr) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
-			if !json.Valid(Provider{}.Reply(callback.Outcome{Code: 400, Message: err.Error()})) {
+			if !json.Valid(Provider{}.Reply(provider.Outcome{Code: 400, Message: err.Error()})) {
 				t.Fatal("error reply is not JSON")
 			}
 			return

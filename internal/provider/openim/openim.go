@@ -15,7 +15,7 @@ import (
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // Name is the provider as ChatReceivers and ChatGroups spell it.
@@ -55,14 +55,14 @@ func (Provider) RequestID(r *http.Request) string { return r.Header.Get(Operatio
 
 // Authenticate checks basic auth when the receiver's Secret has a username.
 // OpenIM signs nothing else, so there is no replay identity.
-func (Provider) Authenticate(r *http.Request, creds callback.Credentials, _ time.Time, _ time.Duration) (callback.Auth, error) {
+func (Provider) Authenticate(r *http.Request, creds provider.Credentials, _ time.Time, _ time.Duration) (provider.Auth, error) {
 	if creds.Username != "" {
 		user, pass, ok := r.BasicAuth()
 		if !ok || !constantTimeEqual(user, creds.Username) || !constantTimeEqual(pass, creds.Password) {
-			return callback.Auth{}, callback.Unauthorized(errors.New("basic auth required"))
+			return provider.Auth{}, provider.Unauthorized(errors.New("basic auth required"))
 		}
 	}
-	return callback.Auth{Token: -1}, nil
+	return provider.Auth{Token: -1}, nil
 }
 
 // constantTimeEqual compares two secrets without leaking their contents

@@ -3,13 +3,13 @@ package openim
 import (
 	"encoding/json"
 
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // Reply renders {"actionCode","errCode","errMsg","errDlt","nextCode"},
 // OpenIM's CommonCallbackResp. nextCode stays 0: "after" callbacks cannot
 // be refused.
-func (Provider) Reply(o callback.Outcome) []byte {
+func (Provider) Reply(o provider.Outcome) []byte {
 	actionCode := 0
 	if !o.OK {
 		actionCode = 1

@@ -7,9 +7,9 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
-	"chatgroup.dev/chatgroup-operator/internal/provider"
 	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/registry"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 )
 
@@ -38,7 +38,7 @@ func TestBuild_decodesOnTheServer(t *testing.T) {
 		{action: callbacks.MemberField, kind: imv1.EventInfoChanged, wantMembers: []string{"bob"}},
 	}
 	for _, sender := range providertest.Senders() {
-		p, ok := provider.Get(sender.Name())
+		p, ok := registry.Get(sender.Name())
 		NewWithT(t).Expect(ok).To(BeTrue(), "the provider of the %s Sender is registered", sender.Name())
 		for _, tt := range tests {
 			if _, err := sender.Command(tt.action); err != nil {

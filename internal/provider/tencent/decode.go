@@ -11,7 +11,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // member is one entry of a member list.
@@ -39,17 +39,17 @@ type payload struct {
 }
 
 // Decode parses the body of a callback for command. It returns
-// callback.ErrUnknownCommand for commands that carry no group event, and a
-// *callback.DecodeError for malformed JSON, wrong field types or missing
+// provider.ErrUnknownCommand for commands that carry no group event, and a
+// *provider.DecodeError for malformed JSON, wrong field types or missing
 // required fields. It does not set AppID, EventTime defaults or Key.
 func (Provider) Decode(command string, body []byte) (groupstate.GroupEvent, error) {
 	cmd, known := commands[command]
 	if !known {
-		return groupstate.GroupEvent{}, callback.ErrUnknownCommand
+		return groupstate.GroupEvent{}, provider.ErrUnknownCommand
 	}
 	ev, err := decode(command, cmd, body)
 	if err != nil {
-		return groupstate.GroupEvent{}, &callback.DecodeError{Command: command, Err: err}
+		return groupstate.GroupEvent{}, &provider.DecodeError{Command: command, Err: err}
 	}
 	return ev, nil
 }
@@ -57,7 +57,7 @@ func (Provider) Decode(command string, body []byte) (groupstate.GroupEvent, erro
 // decode reads the fields every command shares, then the command's own.
 func decode(command string, cmd command, body []byte) (groupstate.GroupEvent, error) {
 	var p payload
-	if err := callback.DecodeJSON(body, &p); err != nil {
+	if err := provider.DecodeJSON(body, &p); err != nil {
 		return groupstate.GroupEvent{}, err
 	}
 	if p.CallbackCommand != nil && *p.CallbackCommand != command {

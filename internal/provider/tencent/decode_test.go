@@ -11,7 +11,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // sample reads a documented request body from testdata.
@@ -106,7 +106,7 @@ func TestProvider_Decode_quirks(t *testing.T) {
 	t.Run("unknown commands are not errors", func(t *testing.T) {
 		g := NewWithT(t)
 		_, err := Provider{}.Decode("Group.CallbackAfterGroupFull", []byte(`{"GroupId":"g"}`))
-		g.Expect(err).To(MatchError(callback.ErrUnknownCommand))
+		g.Expect(err).To(MatchError(provider.ErrUnknownCommand))
 	})
 }
 
@@ -138,7 +138,7 @@ func TestProvider_Decode_rejectsBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			_, err := Provider{}.Decode(tt.command, []byte(tt.body))
-			var decodeErr *callback.DecodeError
+			var decodeErr *provider.DecodeError
 			g.Expect(errors.As(err, &decodeErr)).To(BeTrue(), "want a *DecodeError, got %v", err)
 			g.Expect(err.Error()).To(ContainSubstring(tt.contains))
 		})
@@ -148,8 +148,8 @@ func TestProvider_Decode_rejectsBadInput(t *testing.T) {
 // The replies must have exactly the documented keys, in order.
 func TestProvider_Reply(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(string(Provider{}.Reply(callback.Outcome{OK: true}))).To(Equal(`{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`))
-	g.Expect(string(Provider{}.Reply(callback.Outcome{Code: 401, Message: "bad sign"}))).To(Equal(`{"ActionStatus":"FAIL","ErrorInfo":"bad sign","ErrorCode":401}`))
+	g.Expect(string(Provider{}.Reply(provider.Outcome{OK: true}))).To(Equal(`{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`))
+	g.Expect(string(Provider{}.Reply(provider.Outcome{Code: 401, Message: "bad sign"}))).To(Equal(`{"ActionStatus":"FAIL","ErrorInfo":"bad sign","ErrorCode":401}`))
 }
 
 func TestSign(t *testing.T) {

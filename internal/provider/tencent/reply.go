@@ -3,12 +3,12 @@ package tencent
 import (
 	"encoding/json"
 
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // Reply renders {"ActionStatus","ErrorInfo","ErrorCode"}, the response
 // every Tencent "after" callback page documents.
-func (Provider) Reply(o callback.Outcome) []byte {
+func (Provider) Reply(o provider.Outcome) []byte {
 	status := "OK"
 	if !o.OK {
 		status = "FAIL"

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"chatgroup.dev/chatgroup-operator/internal/provider/callback"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
 // Sign is Tencent's callback signature: the lower-case hex SHA-256 of the
@@ -24,17 +24,17 @@ func Sign(token, requestTime string) string {
 // against each token with RequestTime within window of now. The replay ID
 // is the Sign: it covers only the token and the second, so the server
 // pairs it with the event's content.
-func (Provider) Authenticate(r *http.Request, creds callback.Credentials, now time.Time, window time.Duration) (callback.Auth, error) {
+func (Provider) Authenticate(r *http.Request, creds provider.Credentials, now time.Time, window time.Duration) (provider.Auth, error) {
 	q := r.URL.Query()
 	if q.Get(appIDParam) != creds.AppID {
-		return callback.Auth{}, callback.Forbidden(fmt.Errorf("SdkAppid %q does not match the receiver's appID", q.Get(appIDParam)))
+		return provider.Auth{}, provider.Forbidden(fmt.Errorf("SdkAppid %q does not match the receiver's appID", q.Get(appIDParam)))
 	}
 	sign := q.Get(signParam)
 	idx, err := verify(creds.Tokens, sign, q.Get(requestTimeParam), now, window)
 	if err != nil {
-		return callback.Auth{}, callback.Unauthorized(err)
+		return provider.Auth{}, provider.Unauthorized(err)
 	}
-	return callback.Auth{Token: idx, ReplayID: sign}, nil
+	return provider.Auth{Token: idx, ReplayID: sign}, nil
 }
 
 // verify checks sign against each token (current first) in constant time,

@@ -1,8 +1,9 @@
-// Package callback is the vocabulary a provider package and the callback
-// server share for one callback: the receiver's credentials and the
-// outcome of checking them, decode errors, the outcome reported back to the
-// platform, and a JSON decoding helper. It knows no provider.
-package callback
+package provider
+
+// The vocabulary a provider package and the callback server share for one
+// callback: the receiver's credentials and the outcome of checking them,
+// decode errors, the outcome reported back to the platform, and a JSON
+// decoding helper.
 
 import (
 	"encoding/json"
