@@ -324,24 +324,8 @@ func (c *chart) prepare(o object) (dir, cond string, err error) {
 	case "Deployment":
 		return "manager", "", c.prepareDeployment(o)
 	case "Service":
-		spec, _ := o["spec"].(map[string]any)
-		ports, _ := spec["ports"].([]any)
-		if len(ports) != 1 {
-			return "", "", errors.New("want one port on each Service")
-		}
-		port := ports[0].(map[string]any)
-		if port["name"] != "callbacks" {
-			return "metrics", "", nil
-		}
-		c.values.CallbackServicePort = port["port"]
-		port["port"] = sServicePort
-		c.values.CallbackServiceType = "ClusterIP"
-		if t, ok := spec["type"].(string); ok {
-			c.values.CallbackServiceType = t
-		}
-		spec["type"] = sServiceType
-		meta[sServiceAnn] = ""
-		return "callbacks", "", nil
+		dir, err := c.prepareService(o, meta)
+		return dir, "", err
 	case "NetworkPolicy":
 		return "network-policy", ".Values.networkPolicy.enabled", nil
 	case "ServiceMonitor":
@@ -365,6 +349,29 @@ func (c *chart) prepare(o object) (dir, cond string, err error) {
 		return "monitoring", ".Values.grafanaDashboard.enabled", nil
 	}
 	return "", "", fmt.Errorf("hack/chart does not know what to do with a %s", o.kind())
+}
+
+// prepareService templates the callback Service's port, type and
+// annotations, and returns the Service's template directory.
+func (c *chart) prepareService(o object, meta map[string]any) (string, error) {
+	spec, _ := o["spec"].(map[string]any)
+	ports, _ := spec["ports"].([]any)
+	if len(ports) != 1 {
+		return "", errors.New("want one port on each Service")
+	}
+	port := ports[0].(map[string]any)
+	if port["name"] != "callbacks" {
+		return "metrics", nil
+	}
+	c.values.CallbackServicePort = port["port"]
+	port["port"] = sServicePort
+	c.values.CallbackServiceType = "ClusterIP"
+	if t, ok := spec["type"].(string); ok {
+		c.values.CallbackServiceType = t
+	}
+	spec["type"] = sServiceType
+	meta[sServiceAnn] = ""
+	return "callbacks", nil
 }
 
 func (c *chart) prepareDeployment(o object) error {
