@@ -54,7 +54,9 @@ func main() {
 	}
 }
 
-func run(o options) error {
+// complete checks the options and fills in the defaults that depend on
+// others or on the environment.
+func (o *options) complete() error {
 	if o.ref == "" {
 		return fmt.Errorf("--ref is required")
 	}
@@ -68,6 +70,13 @@ func run(o options) error {
 	}
 	if o.version == "" {
 		o.version = o.ref[strings.LastIndex(o.ref, ":")+1:]
+	}
+	return nil
+}
+
+func run(o options) error {
+	if err := o.complete(); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

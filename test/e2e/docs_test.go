@@ -117,7 +117,7 @@ var expected = map[string]expectation{
 		`(?m)^job\.batch/cleanup-[0-9a-f]+\s+Complete\s+1/1\s`,
 		`(?m)^chatgroup\.im\.chatgroup\.dev/tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+true\s+Disbanded\s+\S+\s+leckie\s+True`,
 	)),
-	"go test ./webhookserver/ -run '^$' -bench . -benchmem": matches(`(?m)^BenchmarkReduce`, `(?m)^ok\s`),
+	"go test ./internal/provider/... ./internal/groupstate/ -run '^$' -bench . -benchmem": matches(`(?m)^BenchmarkReduce`, `(?m)^ok\s`),
 	"go run ./hack/loadgen --kubeconfig bin/local/kubeconfig --receiver default/tencent --url http://127.0.0.1:8082 --events 2000 --groups 100 --rate 200": matches(
 		`Verification: 100 groups: 0 lost, 0 phantom members, 0 duplicate effects, 0 groups undercounted`),
 }
