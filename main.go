@@ -20,6 +20,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/controllers"
+	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -113,6 +114,10 @@ func main() {
 	if err := webhookserver.New(mgr, cbOpts).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "Unable to set up the callback server")
 		os.Exit(1)
+	}
+	if ctrlOpts.DefaultSink, err = cloudevent.DefaultTarget(os.Getenv); err != nil {
+		setupLog.Error(err, "Invalid default CloudEvents sink")
+		os.Exit(2)
 	}
 	if err := controllers.SetupWithManager(mgr, ctrlOpts); err != nil {
 		setupLog.Error(err, "Unable to set up the controllers")

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
@@ -37,7 +38,7 @@ const triggerStatusIndex = ".status.triggers.name"
 const cacheLagRequeue = 200 * time.Millisecond
 
 // ChatGroupReconciler publishes a ChatGroup's journal as Kubernetes Events,
-// runs the matching ChatGroupTriggers' Jobs, keeps the group's conditions and
+// runs the matching ChatGroupTriggers' Jobs and CloudEvents, keeps the group's conditions and
 // deletes disbanded groups after their TTL. It writes only the status fields
 // it owns (groupOwnedStatus); the callback server owns the rest.
 type ChatGroupReconciler struct {
@@ -47,6 +48,8 @@ type ChatGroupReconciler struct {
 	recorder  events.EventRecorder
 	writes    *statusWrites
 	now       func() time.Time
+	// deliveries sends the triggers' CloudEvents in the background.
+	deliveries *deliveries
 }
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;delete
@@ -64,6 +67,7 @@ func (r *ChatGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.client.Get(ctx, req.NamespacedName, cg); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.writes.forget(req.NamespacedName)
+			r.deliveries.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -116,7 +120,11 @@ func (r *ChatGroupReconciler) reconcileGroup(ctx context.Context, cg *imv1.ChatG
 	if obs.failed {
 		return ctrl.Result{}, kerrors.NewAggregate(errs)
 	}
-	return r.expire(ctx, cg, obs.cleanup)
+	res, err := r.expire(ctx, cg, obs.cleanup)
+	if obs.requeueAfter > 0 && (res.RequeueAfter <= 0 || obs.requeueAfter < res.RequeueAfter) {
+		res.RequeueAfter = obs.requeueAfter
+	}
+	return res, err
 }
 
 // reportInvalidSpec sends one Warning when the group turns not Ready
@@ -190,6 +198,7 @@ func (r *ChatGroupReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) e
 		Owns(&batchv1.Job{}, builder.WithPredicates(jobFinishedPredicate())).
 		Watches(&imv1.ChatGroupTrigger{}, handler.EnqueueRequestsFromMapFunc(r.groupsForTrigger),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.deliveries.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
 }

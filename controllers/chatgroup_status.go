@@ -23,6 +23,16 @@ type groupObservation struct {
 	// failed is true when the reconcile hit a transient error. Ready and
 	// observedGeneration are then left as they were: the error is retried.
 	failed bool
+	// requeueAfter, when positive, is when the group must be looked at
+	// again (a CloudEvent to retry).
+	requeueAfter time.Duration
+}
+
+// requeue asks for the group to be reconciled again within d.
+func (o *groupObservation) requeue(d time.Duration) {
+	if o.requeueAfter <= 0 || d < o.requeueAfter {
+		o.requeueAfter = d
+	}
 }
 
 // cleanupJob is one trigger's Job for the disband journal entry.
@@ -105,7 +115,7 @@ func groupReadiness(st *imv1.ChatGroupStatus, problems []string) (metav1.Conditi
 // running.
 func summarizeCleanup(jobs []cleanupJob) (metav1.ConditionStatus, string, string) {
 	if len(jobs) == 0 {
-		return metav1.ConditionTrue, imv1.NoCleanupTriggersReason, "No matching ChatGroupTrigger runs on Disbanded"
+		return metav1.ConditionTrue, imv1.NoCleanupTriggersReason, "No matching ChatGroupTrigger runs a Job on Disbanded"
 	}
 	var failed, running, succeeded, lost []string
 	for _, j := range jobs {

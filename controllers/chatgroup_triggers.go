@@ -89,18 +89,19 @@ func syncTriggerStatuses(cg *imv1.ChatGroup, m groupTriggers) {
 	}
 }
 
-// runTrigger starts one Job for every journal entry after the trigger's
-// cursor that the trigger reacts to, and moves the cursor past each entry
-// once its Job exists. The cursor never passes an entry whose Job could not
-// be created, so nothing is skipped silently.
+// runTrigger runs the trigger's actions (a Job, a CloudEvent) for every
+// journal entry after the trigger's cursor that the trigger reacts to, and
+// moves the cursor past each entry once its Job exists and its CloudEvent
+// was delivered or given up on. The cursor never passes an entry whose Job
+// could not be created, so nothing is skipped silently.
 func (r *ChatGroupReconciler) runTrigger(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, obs *groupObservation) error {
 	ts := findTriggerStatus(&cg.Status, trig.Name)
 	r.advanceCursor(ctx, cg, trig, ts)
 
 	for _, entry := range pendingEntries(ts.Cursor, cg.Status.Journal) {
 		if triggerMatches(trig.Spec.On, &entry) {
-			started, err := r.startJob(ctx, cg, trig, &entry, ts, obs)
-			if err != nil || !started {
+			done, err := r.runActions(ctx, cg, trig, &entry, ts, obs)
+			if err != nil || !done {
 				return err
 			}
 		}
@@ -216,13 +217,14 @@ func (r *ChatGroupReconciler) refreshLastJob(ctx context.Context, cg *imv1.ChatG
 	return nil
 }
 
-// observeCleanup finds, for each trigger that runs on Disbanded, the Job it
-// started for the newest Disbanded journal entry.
+// observeCleanup finds, for each trigger that runs a Job on Disbanded, the
+// Job it started for the newest Disbanded journal entry. CloudEvents do not
+// count as cleanup.
 func (r *ChatGroupReconciler) observeCleanup(ctx context.Context, cg *imv1.ChatGroup, triggers []*imv1.ChatGroupTrigger) ([]cleanupJob, error) {
 	disband := lastEntryOfKind(cg.Status.Journal, imv1.EventDisbanded)
 	var jobs []cleanupJob
 	for _, trig := range triggers {
-		if !reactsTo(trig, imv1.TriggerDisbanded) {
+		if trig.Spec.JobTemplate == nil || !reactsTo(trig, imv1.TriggerDisbanded) {
 			continue
 		}
 		if disband == nil {

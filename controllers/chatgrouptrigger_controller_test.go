@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +25,8 @@ func TestChatGroupTriggerReconciler_Reconcile(t *testing.T) {
 		Spec: imv1.ChatGroupTriggerSpec{
 			On:       []imv1.TriggerEvent{imv1.TriggerCreated},
 			Selector: metav1.LabelSelector{MatchLabels: map[string]string{"selected": "invalid"}},
+			// The schema accepts it; it has no containers.
+			JobTemplate: &batchv1.JobTemplateSpec{},
 		},
 	}
 	g.Expect(c.Create(context.Background(), invalid)).To(Succeed())

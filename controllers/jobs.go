@@ -198,19 +198,29 @@ type jobEvent struct {
 	Key            string         `json:"key"`
 }
 
-// jobEnv is the event passed to a Job, as individual variables and as one
-// JSON document.
-func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.EnvVar, error) {
-	eventTime := e.Time.UTC().Format(time.RFC3339Nano)
+// eventJSON is the CHATGROUP_EVENT_JSON document of a journal entry, which
+// is also the data of its CloudEvent.
+func eventJSON(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]byte, error) {
 	doc, err := json.Marshal(jobEvent{
 		Namespace: cg.Namespace, Name: cg.Name,
 		Provider: cg.Spec.Provider, AppID: cg.Spec.AppID, GroupID: cg.Spec.GroupID,
 		Trigger: trigger, Seq: e.Seq, Kind: e.Kind, Reason: string(e.Reason),
 		Members: e.Members, MembersOmitted: e.MembersOmitted,
-		Operator: e.Operator, Message: e.Message, Time: eventTime, Key: e.Key,
+		Operator: e.Operator, Message: e.Message, Time: e.Time.UTC().Format(time.RFC3339Nano), Key: e.Key,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding the event: %w", err)
+	}
+	return doc, nil
+}
+
+// jobEnv is the event passed to a Job, as individual variables and as one
+// JSON document.
+func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.EnvVar, error) {
+	eventTime := e.Time.UTC().Format(time.RFC3339Nano)
+	doc, err := eventJSON(cg, trigger, e)
+	if err != nil {
+		return nil, err
 	}
 	vars := []struct{ name, value string }{
 		{EnvName, cg.Name},

@@ -72,7 +72,7 @@ func TestBuildJob(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "kicks"},
 		Spec: imv1.ChatGroupTriggerSpec{
 			On: []imv1.TriggerEvent{imv1.TriggerMemberKicked},
-			JobTemplate: batchv1.JobTemplateSpec{
+			JobTemplate: &batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      map[string]string{"team": "chat", imv1.SeqLabel: "spoofed"},
 					Annotations: map[string]string{"note": "x"},

@@ -1,11 +1,12 @@
 // Package controllers holds the reconcilers: ChatReceiver (webhook paths
 // from Secrets), ChatGroupTrigger (spec validation) and ChatGroup (Events
-// for the journal, trigger Jobs, conditions and TTL). They run on the
+// for the journal, trigger Jobs and CloudEvents, conditions and TTL). They run on the
 // elected leader only; the callback server in webhookserver runs on every
 // replica.
 package controllers
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
 )
 
 // Options configures the reconcilers.
@@ -29,6 +32,12 @@ type Options struct {
 	// EventRecorderName is the reportingController of the Events the
 	// reconcilers send.
 	EventRecorderName string
+	// CloudEvents tunes the sender of the triggers' CloudEvents; zero
+	// values take the sender's defaults.
+	CloudEvents cloudevent.Options
+	// DefaultSink is the operator-wide CloudEvents sink (K_SINK and
+	// K_CE_OVERRIDES, see cloudevent.DefaultTarget), or nil.
+	DefaultSink *cloudevent.Target
 }
 
 // DefaultOptions returns the defaults used for unset fields.
@@ -77,18 +86,43 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := triggers.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the ChatGroupTrigger controller: %w", err)
 	}
+	sends, err := setUpDeliveries(mgr, opts)
+	if err != nil {
+		return err
+	}
 	groups := &ChatGroupReconciler{
-		client:    mgr.GetClient(),
-		apiReader: mgr.GetAPIReader(),
-		scheme:    mgr.GetScheme(),
-		recorder:  recorder,
-		writes:    newStatusWrites(),
-		now:       time.Now,
+		client:     mgr.GetClient(),
+		apiReader:  mgr.GetAPIReader(),
+		scheme:     mgr.GetScheme(),
+		recorder:   recorder,
+		writes:     newStatusWrites(),
+		now:        time.Now,
+		deliveries: sends,
 	}
 	if err := groups.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the ChatGroup controller: %w", err)
 	}
 	return nil
+}
+
+// setUpDeliveries creates the CloudEvents sender. Its rounds of sending run
+// until the manager stops.
+func setUpDeliveries(mgr ctrl.Manager, opts Options) (*deliveries, error) {
+	sender, err := cloudevent.NewSender(opts.CloudEvents)
+	if err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	stop := manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		cancel()
+		return nil
+	})
+	if err := mgr.Add(stop); err != nil {
+		cancel()
+		return nil, fmt.Errorf("adding the CloudEvents sender: %w", err)
+	}
+	return newDeliveries(base, sender, opts.DefaultSink), nil
 }
 
 // CacheOptions are the manager's cache options the reconcilers need: only

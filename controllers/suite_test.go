@@ -81,6 +81,12 @@ func newNamespace(t *testing.T, c client.Client) string {
 // or the returned stop function is called.
 func startManager(t *testing.T, namespace string) (stop func()) {
 	t.Helper()
+	return startManagerWith(t, namespace, Options{})
+}
+
+// startManagerWith is startManager with controller options.
+func startManagerWith(t *testing.T, namespace string, opts Options) (stop func()) {
+	t.Helper()
 	g := NewWithT(t)
 	// The production cache configuration, limited to the test's namespace.
 	cacheOpts := CacheOptions()
@@ -92,7 +98,7 @@ func startManager(t *testing.T, namespace string) (stop func()) {
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(SetupWithManager(mgr, Options{})).To(Succeed())
+	g.Expect(SetupWithManager(mgr, opts)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -169,7 +175,7 @@ func newTrigger(t *testing.T, c client.Client, ns, name string, ttl *metav1.Dura
 			On:              on,
 			Selector:        metav1.LabelSelector{MatchLabels: map[string]string{"selected": name}},
 			TTLAfterDisband: ttl,
-			JobTemplate: batchv1.JobTemplateSpec{
+			JobTemplate: &batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "chat"}},
 				Spec: batchv1.JobSpec{
 					BackoffLimit: ptr.To[int32](0),

@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"slices"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
 )
 
-// validateTrigger checks what the CRD schema cannot: the selector parses
-// and the jobTemplate can become a Job. Both the trigger reconciler (for
-// the trigger's Ready condition) and the group reconciler (which must not
-// act on a trigger it has not validated itself) call it.
+// validateTrigger checks what the CRD schema cannot: the selector parses,
+// the trigger has an action, the jobTemplate can become a Job and the
+// cloudEvent's url is usable. Both the trigger reconciler (for the
+// trigger's Ready condition) and the group reconciler (which must not act on
+// a trigger it has not validated itself) call it.
 func validateTrigger(spec *imv1.ChatGroupTriggerSpec) error {
 	if _, err := metav1.LabelSelectorAsSelector(&spec.Selector); err != nil {
 		return fmt.Errorf("invalid selector: %w", err)
@@ -22,7 +25,30 @@ func validateTrigger(spec *imv1.ChatGroupTriggerSpec) error {
 	if len(spec.On) == 0 {
 		return errors.New("on lists no events")
 	}
-	pod := &spec.JobTemplate.Spec.Template.Spec
+	if spec.JobTemplate == nil && spec.CloudEvent == nil {
+		return errors.New("the trigger has no action: set jobTemplate, cloudEvent or both")
+	}
+	if spec.JobTemplate != nil {
+		if err := validateJobTemplate(spec.JobTemplate); err != nil {
+			return err
+		}
+	}
+	if ce := spec.CloudEvent; ce != nil {
+		if ce.URL != "" {
+			if err := cloudevent.ValidateURL(ce.URL); err != nil {
+				return fmt.Errorf("cloudEvent url: %w", err)
+			}
+		}
+		if ce.SecretRef != nil && ce.SecretRef.Name == "" {
+			return errors.New("cloudEvent secretRef has no name")
+		}
+	}
+	return nil
+}
+
+// validateJobTemplate checks that a jobTemplate can become a Job.
+func validateJobTemplate(tmpl *batchv1.JobTemplateSpec) error {
+	pod := &tmpl.Spec.Template.Spec
 	if len(pod.Containers) == 0 {
 		return errors.New("jobTemplate has no containers")
 	}

@@ -40,7 +40,7 @@ func TestTriggerMatches(t *testing.T) {
 func validTriggerSpec() imv1.ChatGroupTriggerSpec {
 	return imv1.ChatGroupTriggerSpec{
 		On: []imv1.TriggerEvent{imv1.TriggerDisbanded},
-		JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		JobTemplate: &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyOnFailure,
 			Containers:    []corev1.Container{{Name: "c", Image: "busybox"}},
 		}}}},
@@ -64,6 +64,19 @@ func TestValidateTrigger(t *testing.T) {
 			s.JobTemplate.Spec.Template.Spec.RestartPolicy = ""
 		}},
 		{name: "rejects an empty on", wantErr: "no events", mutate: func(s *imv1.ChatGroupTriggerSpec) { s.On = nil }},
+		{name: "rejects a trigger without an action", wantErr: "no action", mutate: func(s *imv1.ChatGroupTriggerSpec) { s.JobTemplate = nil }},
+		{name: "accepts a CloudEvent alone", mutate: func(s *imv1.ChatGroupTriggerSpec) {
+			s.JobTemplate, s.CloudEvent = nil, &imv1.CloudEventAction{URL: "https://flux.example/hook/abc"}
+		}},
+		{name: "accepts a CloudEvent to the default sink", mutate: func(s *imv1.ChatGroupTriggerSpec) {
+			s.CloudEvent = &imv1.CloudEventAction{SecretRef: &corev1.LocalObjectReference{Name: "token"}}
+		}},
+		{name: "rejects a CloudEvent url that is not http", wantErr: "cloudEvent url", mutate: func(s *imv1.ChatGroupTriggerSpec) {
+			s.CloudEvent = &imv1.CloudEventAction{URL: "ftp://flux.example/hook"}
+		}},
+		{name: "rejects a secretRef without a name", wantErr: "secretRef has no name", mutate: func(s *imv1.ChatGroupTriggerSpec) {
+			s.CloudEvent = &imv1.CloudEventAction{URL: "http://sink.example/", SecretRef: &corev1.LocalObjectReference{}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -207,6 +207,55 @@ type TriggerStatus struct {
 	// saw them.
 	// +optional
 	Missed int64 `json:"missed,omitempty"`
+
+	// lastDelivery is the outcome of the trigger's last CloudEvent delivery
+	// attempt for this group.
+	// +optional
+	LastDelivery *CloudEventDelivery `json:"lastDelivery,omitempty"`
+
+	// deliveriesFailed counts the journal entries whose CloudEvent the
+	// trigger gave up on (permanent failures).
+	// +optional
+	DeliveriesFailed int64 `json:"deliveriesFailed,omitempty"`
+}
+
+// CloudEventDelivery is the outcome of one CloudEvent delivery.
+type CloudEventDelivery struct {
+	// seq is the journal seq the event was built from.
+	// +required
+	Seq int64 `json:"seq"`
+
+	// id is the event's id: the ChatGroup's UID and the seq.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	ID string `json:"id"`
+
+	// outcome is Delivered, Retrying or Failed.
+	// +required
+	Outcome DeliveryOutcome `json:"outcome"`
+
+	// reason is a CamelCase reason, such as Delivered, SinkError,
+	// RateLimited, NetworkError, Timeout or Rejected.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+
+	// code is the sink's last HTTP status, when it answered.
+	// +optional
+	Code int32 `json:"code,omitempty"`
+
+	// attempts counts the HTTP attempts of the last round of sending.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// message says what happened. It never contains the sink's URL or reply.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// time is when the outcome was recorded.
+	// +required
+	Time metav1.Time `json:"time"`
 }
 
 // ChatGroupStatus mirrors the group. The callback server owns every field

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,9 +22,11 @@ const (
 	TriggerOwnerChanged  TriggerEvent = "OwnerChanged"
 )
 
-// ChatGroupTriggerSpec defines follow-up work for group events.
+// ChatGroupTriggerSpec defines follow-up work for group events: a Job, a
+// CloudEvent, or both, for each matching journal entry.
+// +kubebuilder:validation:XValidation:rule="has(self.jobTemplate) || has(self.cloudEvent)",message="a trigger needs at least one action: jobTemplate, cloudEvent or both"
 type ChatGroupTriggerSpec struct {
-	// on lists the event kinds that start a Job.
+	// on lists the event kinds the trigger acts on.
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
@@ -39,17 +42,53 @@ type ChatGroupTriggerSpec struct {
 	// The event is passed to every container in the CHATGROUP_* environment
 	// variables. The template is validated by the API server when the Job
 	// is created; errors are reported on the trigger and the group.
-	// +required
+	// +optional
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
-	JobTemplate batchv1.JobTemplateSpec `json:"jobTemplate"`
+	JobTemplate *batchv1.JobTemplateSpec `json:"jobTemplate,omitempty"`
+
+	// cloudEvent delivers each matching journal entry as a CloudEvent.
+	// +optional
+	CloudEvent *CloudEventAction `json:"cloudEvent,omitempty"`
 
 	// ttlAfterDisband, when set, deletes a disbanded ChatGroup this long
 	// after its cleanup succeeded.
 	// +optional
 	TTLAfterDisband *metav1.Duration `json:"ttlAfterDisband,omitempty"`
 }
+
+// CloudEventAction sends each matching journal entry as a CloudEvent 1.0
+// (HTTP binary mode) to a sink, at least once, with an id that is the same
+// on every retry.
+type CloudEventAction struct {
+	// url is the sink, an absolute http or https URL. When it is empty the
+	// operator's default sink (K_SINK, set by a Knative SinkBinding) is used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL"
+	URL string `json:"url,omitempty"`
+
+	// secretRef names a Secret in the trigger's namespace whose key token
+	// signs every body: X-Signature: sha256=<hex HMAC-SHA256(token, body)>.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// DeliveryOutcome is what became of a CloudEvent delivery.
+// +kubebuilder:validation:Enum=Delivered;Retrying;Failed
+type DeliveryOutcome string
+
+const (
+	// DeliveryDelivered means the sink answered 2xx.
+	DeliveryDelivered DeliveryOutcome = "Delivered"
+	// DeliveryRetrying means the sink could not be reached, timed out, or
+	// answered 429 or 5xx; the entry is sent again after a backoff.
+	DeliveryRetrying DeliveryOutcome = "Retrying"
+	// DeliveryFailed means the sink refused the event (another 4xx) or the event
+	// cannot be sent; the trigger gave up on the entry and moved on.
+	DeliveryFailed DeliveryOutcome = "Failed"
+)
 
 // ChatGroupTriggerStatus is the observed state of a ChatGroupTrigger.
 type ChatGroupTriggerStatus struct {
@@ -65,7 +104,8 @@ type ChatGroupTriggerStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// ChatGroupTrigger starts a Job for each matching group event.
+// ChatGroupTrigger starts a Job, sends a CloudEvent, or both, for each
+// matching group event.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=cgt,categories=chat
