@@ -24,10 +24,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/controllers"
 	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
@@ -100,6 +103,105 @@ func TestCloudEventToGenericHMACReceiver(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
 		g.Expect(repo.GetAnnotations()).To(HaveKey(requestedAt))
 	}, time.Minute, 200*time.Millisecond).Should(Succeed(), "Flux requests a reconcile of the GitRepository")
+
+	t.Run("a disband through the operator's trigger", func(t *testing.T) {
+		disbandThroughTrigger(t, env, receiverAddr, token)
+	})
+}
+
+// disbandThroughTrigger runs the operator's controllers with a trigger
+// whose cloudEvent points at a second Receiver, disbands a group, and
+// expects Flux to annotate that Receiver's GitRepository.
+func disbandThroughTrigger(t *testing.T, env *testsupport.Env, receiverAddr string, token []byte) {
+	ctx := context.Background()
+	c := env.Client
+	g := NewWithT(t)
+	repo := object("source.toolkit.fluxcd.io/v1", "GitRepository", "chat-cleanup", map[string]any{
+		"url": "https://git.example/chat-cleanup", "interval": "10m",
+	})
+	g.Expect(c.Create(ctx, repo)).To(Succeed())
+	receiver := object("notification.toolkit.fluxcd.io/v1", "Receiver", "disbands", map[string]any{
+		"type":      "generic-hmac",
+		"secretRef": map[string]any{"name": "receiver-token"},
+		"resources": []any{map[string]any{
+			"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "chat-cleanup",
+		}},
+	})
+	g.Expect(c.Create(ctx, receiver)).To(Succeed())
+	var webhookPath string
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(receiver), receiver)).To(Succeed())
+		webhookPath, _, _ = unstructured.NestedString(receiver.Object, "status", "webhookPath")
+		g.Expect(webhookPath).NotTo(BeEmpty())
+	}, 2*time.Minute, 200*time.Millisecond).Should(Succeed(), "the Receiver gets a webhook path")
+
+	startOperator(t, env)
+	g.Expect(c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "gitops-token"},
+		Data:       map[string][]byte{controllers.TokenKey: token},
+	})).To(Succeed())
+	g.Expect(c.Create(ctx, &imv1.ChatGroupTrigger{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "gitops"},
+		Spec: imv1.ChatGroupTriggerSpec{
+			On:       []imv1.TriggerEvent{imv1.TriggerDisbanded},
+			Selector: metav1.LabelSelector{MatchLabels: map[string]string{"gitops": "true"}},
+			CloudEvent: &imv1.CloudEventAction{
+				URL:       "http://" + receiverAddr + webhookPath,
+				SecretRef: &corev1.LocalObjectReference{Name: "gitops-token"},
+			},
+		},
+	})).To(Succeed())
+	spec := imv1.ChatGroupSpec{Provider: imv1.ProviderTencent, AppID: "1400000001", GroupID: "@TGS#flux"}
+	cg := &imv1.ChatGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: imv1.ChatGroupName(spec.Provider, spec.AppID, spec.GroupID),
+			Labels: map[string]string{"gitops": "true"}},
+		Spec: spec,
+	}
+	g.Expect(c.Create(ctx, cg)).To(Succeed())
+	base := cg.DeepCopy()
+	cg.Status.Journal = []imv1.JournalEntry{{Seq: 1, Kind: imv1.EventDisbanded, Operator: "leckie",
+		Time: metav1.NewMicroTime(time.Now()), Key: "disband-1"}}
+	cg.Status.LastSeq, cg.Status.Disbanded = 1, true
+	g.Expect(c.Status().Patch(ctx, cg, client.MergeFrom(base))).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
+		g.Expect(repo.GetAnnotations()).To(HaveKey(requestedAt))
+	}, time.Minute, 200*time.Millisecond).Should(Succeed(), "the disband makes Flux request a reconcile")
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(cg), cg)).To(Succeed())
+		g.Expect(cg.Status.Triggers).To(HaveLen(1))
+		ts := cg.Status.Triggers[0]
+		g.Expect(ts.Cursor).To(Equal(int64(1)))
+		g.Expect(ts.LastDelivery).NotTo(BeNil())
+		g.Expect(ts.LastDelivery.Outcome).To(Equal(imv1.DeliveryDelivered))
+	}, time.Minute, 200*time.Millisecond).Should(Succeed())
+}
+
+// startOperator runs the operator's controllers against the control plane
+// until the test ends.
+func startOperator(t *testing.T, env *testsupport.Env) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controllers.CacheOptions(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
 }
 
 // object is a namespaced custom object.
