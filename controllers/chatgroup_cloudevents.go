@@ -41,6 +41,10 @@ const (
 	// secretRetry is how long a trigger whose token Secret is missing waits
 	// before looking again: Secrets are not watched.
 	secretRetry = 30 * time.Second
+	// minRoundWait and maxRoundWait bound the wait between two rounds of
+	// sending the same entry, which doubles after each round.
+	minRoundWait = time.Second
+	maxRoundWait = 5 * time.Minute
 )
 
 var cloudEventsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -68,6 +72,8 @@ type delivery struct {
 	// retryAt, for a Retrying result already recorded, is when the next
 	// round may start.
 	retryAt time.Time
+	// rounds counts the rounds of sending that ended Retrying.
+	rounds int
 }
 
 // deliveries runs CloudEvent deliveries in the background, so that a slow
@@ -131,7 +137,11 @@ func (d *deliveries) take(k deliveryKey, uid types.UID, seq int64) (p *delivery,
 // start begins a round of sending in the background.
 func (d *deliveries) start(k deliveryKey, t *cloudevent.Target, e *cloudevent.Entry) {
 	d.mu.Lock()
-	d.pending[k] = &delivery{uid: e.UID, seq: e.Seq}
+	next := &delivery{uid: e.UID, seq: e.Seq}
+	if p := d.pending[k]; p != nil && p.uid == e.UID && p.seq == e.Seq {
+		next.rounds = p.rounds
+	}
+	d.pending[k] = next
 	d.mu.Unlock()
 	go func() {
 		ctx, cancel := context.WithTimeout(d.base, roundTimeout)
@@ -233,12 +243,27 @@ func (r *ChatGroupReconciler) recordDelivery(ctx context.Context, cg *imv1.ChatG
 			"Trigger %s gave up on the CloudEvent for seq %d (id %s): %s", trig.Name, p.seq, res.ID, res.Message)
 		return true
 	default:
-		wait := max(res.RetryAfter, time.Second)
+		wait := roundWait(res.RetryAfter, p.rounds)
+		p.rounds++
 		p.retryAt = r.now().Add(wait)
 		log.Info("CloudEvent not delivered yet", "reason", res.Reason, "code", res.StatusCode, "retryAfter", wait)
 		obs.requeue(wait)
 		return false
 	}
+}
+
+// roundWait is the wait before the next round of sending: the sender's
+// backoff, at least minRoundWait, doubled for each earlier round, at most
+// maxRoundWait.
+func roundWait(retryAfter time.Duration, rounds int) time.Duration {
+	wait := max(retryAfter, minRoundWait)
+	for range min(rounds, 16) {
+		wait *= 2
+		if wait >= maxRoundWait {
+			return maxRoundWait
+		}
+	}
+	return min(wait, maxRoundWait)
 }
 
 // drop removes the state of a finished entry.

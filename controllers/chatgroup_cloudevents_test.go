@@ -405,3 +405,11 @@ func TestCloudEvent_schemaRejectsTriggersWithoutActionOrWithBadURL(t *testing.T)
 		Spec: imv1.ChatGroupTriggerSpec{On: []imv1.TriggerEvent{imv1.TriggerCreated}, CloudEvent: &imv1.CloudEventAction{}}}
 	NewWithT(t).Expect(c.Create(context.Background(), ok)).To(Succeed(), "cloudEvent: {} uses the default sink")
 }
+
+func TestRoundWait(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(roundWait(0, 0)).To(Equal(minRoundWait))
+	g.Expect(roundWait(3*time.Second, 0)).To(Equal(3 * time.Second))
+	g.Expect(roundWait(3*time.Second, 2)).To(Equal(12 * time.Second))
+	g.Expect(roundWait(time.Second, 1000)).To(Equal(maxRoundWait))
+}
