@@ -82,8 +82,8 @@ verify-generated: manifests generate build-installer ## Fail if generated files 
 		git status --porcelain -- api config dist; git diff --stat -- api config dist; exit 1; fi
 
 .PHONY: test
-test: manifests generate fmt vet local-cluster kustomize helm helm-lint ## Run every test: unit, envtest integration (with the chart's dry run) and e2e.
-	go test $(GOTEST_FLAGS) ./... -coverprofile cover.out
+test: manifests generate fmt vet local-cluster kustomize helm helm-lint flux-notification-controller ## Run every test: unit, envtest integration (with the chart's dry run and the Flux receiver) and e2e.
+	go test $(GOTEST_FLAGS) -tags flux ./... -coverprofile cover.out
 	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-e2e
@@ -217,6 +217,10 @@ kubectl: ## Build kubectl into bin/k8s.
 helm: ## Build helm into bin/.
 	@$(BUILD_TOOLS) helm
 
+.PHONY: flux-notification-controller
+flux-notification-controller: ## Build Flux notification-controller into bin/, for test/flux.
+	@$(BUILD_TOOLS) flux-notification-controller
+
 .PHONY: tools
 tools: ## Build every pinned tool and the local control plane.
-	@$(BUILD_TOOLS) controller-gen kustomize golangci-lint helm $(LOCAL_BINARIES)
+	@$(BUILD_TOOLS) controller-gen kustomize golangci-lint helm flux-notification-controller $(LOCAL_BINARIES)

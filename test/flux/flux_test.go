@@ -1,10 +1,12 @@
 //go:build flux
 
-// Package flux delivers CloudEvents with internal/cloudevent to a real Flux
-// notification-controller generic-hmac Receiver, built from Go modules by
-// `hack/tools/build.sh flux-notification-controller`, against envtest. It
-// is skipped when that binary has not been built. Run it with
-// `go test -tags flux ./test/flux/ -count=1 -v`.
+// Package flux delivers CloudEvents to a real Flux notification-controller
+// generic-hmac Receiver, built from Go modules by `make
+// flux-notification-controller`, against envtest: first with
+// internal/cloudevent directly, then through the operator's controllers and
+// a trigger's cloudEvent. make test builds the controller and runs this
+// package (build tag flux); it is skipped when the binary is missing. Run
+// it alone with `go test -tags flux ./test/flux/ -count=1 -v`.
 package flux
 
 import (
