@@ -413,3 +413,43 @@ func TestRoundWait(t *testing.T) {
 	g.Expect(roundWait(3*time.Second, 2)).To(Equal(12 * time.Second))
 	g.Expect(roundWait(time.Second, 1000)).To(Equal(maxRoundWait))
 }
+
+func TestCloudEvent_withAJobTheJobStartsFirstAndOnce(t *testing.T) {
+	c := integration(t)
+	g := NewWithT(t)
+	ns := newNamespace(t, c)
+	sink := &gatedSink{seen: map[string]int{}}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	startManagerWith(t, ns, fastCloudEvents())
+
+	trig := jobTrigger(ns, "both", nil, imv1.TriggerDisbanded)
+	trig.Spec.CloudEvent = &imv1.CloudEventAction{URL: srv.URL}
+	g.Expect(c.Create(context.Background(), trig)).To(Succeed())
+	cg := newGroup(t, c, ns, "@TGS#both", map[string]string{"selected": "both"})
+	key := client.ObjectKeyFromObject(cg)
+	writeGroupStatus(t, c, key, func(st *imv1.ChatGroupStatus) {
+		appendJournal(st, entry(1, imv1.EventDisbanded, "", "alice"))
+	})
+
+	// The sink refuses for now: the Job runs anyway, the cursor waits.
+	g.Eventually(func(g Gomega) {
+		g.Expect(jobsOf(g, c, cg)).To(HaveLen(1))
+		ts := triggerStatus(g, c, key, "both")
+		g.Expect(ts.LastDelivery).NotTo(BeNil())
+		g.Expect(ts.LastDelivery.Outcome).To(Equal(imv1.DeliveryRetrying))
+		g.Expect(sink.requests(string(cg.UID) + "-1")).To(BeNumerically(">", 2))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(triggerStatus(g, c, key, "both").Cursor).To(BeZero())
+
+	sink.setOpen()
+	g.Eventually(func(g Gomega) int64 { return triggerStatus(g, c, key, "both").Cursor }, timeout, interval).Should(Equal(int64(1)))
+	g.Expect(jobsOf(g, c, cg)).To(HaveLen(1))
+	created := 0
+	for _, reason := range eventReasons(g, c, cg) {
+		if reason == jobCreatedReason {
+			created++
+		}
+	}
+	g.Expect(created).To(Equal(1), "the Job was created once, not on every round")
+}

@@ -169,7 +169,14 @@ func appendJournal(st *imv1.ChatGroupStatus, entries ...imv1.JournalEntry) {
 // selected=<name>.
 func newTrigger(t *testing.T, c client.Client, ns, name string, ttl *metav1.Duration, on ...imv1.TriggerEvent) *imv1.ChatGroupTrigger {
 	t.Helper()
-	trig := &imv1.ChatGroupTrigger{
+	trig := jobTrigger(ns, name, ttl, on...)
+	NewWithT(t).Expect(c.Create(context.Background(), trig)).To(Succeed())
+	return trig
+}
+
+// jobTrigger is the trigger newTrigger creates.
+func jobTrigger(ns, name string, ttl *metav1.Duration, on ...imv1.TriggerEvent) *imv1.ChatGroupTrigger {
+	return &imv1.ChatGroupTrigger{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: imv1.ChatGroupTriggerSpec{
 			On:              on,
@@ -190,8 +197,6 @@ func newTrigger(t *testing.T, c client.Client, ns, name string, ttl *metav1.Dura
 			},
 		},
 	}
-	NewWithT(t).Expect(c.Create(context.Background(), trig)).To(Succeed())
-	return trig
 }
 
 // jobsOf lists the Jobs started for a group.
