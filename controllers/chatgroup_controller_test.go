@@ -33,7 +33,7 @@ func TestChatGroupReconciler_cleanupTrigger(t *testing.T) {
 		appendJournal(st,
 			entry(1, imv1.EventCreated, "", "alice", "alice", "bob"),
 			entry(2, imv1.EventDisbanded, "", "alice"))
-		st.Disbanded, st.DisbandedAt, st.DisbandedBy = true, &disbandedAt, "alice"
+		st.Disbanded, st.DisbandedAt = true, &disbandedAt
 	})
 
 	var job batchv1.Job

@@ -55,11 +55,7 @@ func setGroupConditions(cg *imv1.ChatGroup, obs groupObservation) {
 	gen := cg.Generation
 
 	if st.Disbanded {
-		msg := "The group was disbanded"
-		if st.DisbandedBy != "" {
-			msg += " by " + st.DisbandedBy
-		}
-		setCondition(&st.Conditions, gen, imv1.DisbandedCondition, metav1.ConditionTrue, imv1.GroupDisbandedReason, msg)
+		setCondition(&st.Conditions, gen, imv1.DisbandedCondition, metav1.ConditionTrue, imv1.GroupDisbandedReason, "The group was disbanded")
 	} else {
 		setCondition(&st.Conditions, gen, imv1.DisbandedCondition, metav1.ConditionFalse, imv1.ActiveReason, "The group is active")
 	}

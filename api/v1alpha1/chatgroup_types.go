@@ -79,9 +79,15 @@ type GroupMember struct {
 	// +optional
 	Role MemberRole `json:"role,omitempty"`
 
-	// joinedAt is the time of the event that added the member.
+	// joinedAt is the time of the event that added the member. It is
+	// empty when only a role change has named the member so far.
 	// +optional
 	JoinedAt *metav1.MicroTime `json:"joinedAt,omitempty"`
+
+	// roleTime is the time of the event that set role: roles are
+	// last-writer-wins by it, so they do not depend on arrival order.
+	// +optional
+	RoleTime *metav1.MicroTime `json:"roleTime,omitempty"`
 }
 
 // Departure records a member who left. Departures also serve as tombstones:
@@ -100,6 +106,11 @@ type Departure struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	Operator string `json:"operator,omitempty"`
+
+	// message is the platform's reason text for a kick, when it sends one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 
 	// at is the time of the leave event.
 	// +required
@@ -283,6 +294,17 @@ type ChatGroupStatus struct {
 	// +optional
 	NameTime *metav1.MicroTime `json:"nameTime,omitempty"`
 
+	// infoTime is the time of the newest profile change (InfoChanged
+	// without members): an InfoChanged event that is not newer is stale and
+	// not journaled again.
+	// +optional
+	InfoTime *metav1.MicroTime `json:"infoTime,omitempty"`
+
+	// createdTime is the time of the newest Created event: the start of the
+	// current incarnation. A disband older than it only moves the fence.
+	// +optional
+	CreatedTime *metav1.MicroTime `json:"createdTime,omitempty"`
+
 	// type is the group type, normalised (Work, Public, Meeting, AVChatRoom,
 	// Community).
 	// +optional
@@ -332,10 +354,12 @@ type ChatGroupStatus struct {
 	// +optional
 	DisbandedAt *metav1.MicroTime `json:"disbandedAt,omitempty"`
 
-	// disbandedBy is the user who disbanded the group, when known.
+	// finalRoster is true when the last disband carried the platform's
+	// final member list, which then replaces the membership: member events
+	// older than the disband are ignored. Without a final roster they still
+	// update the frozen membership (last-writer-wins, not journaled).
 	// +optional
-	// +kubebuilder:validation:MaxLength=256
-	DisbandedBy string `json:"disbandedBy,omitempty"`
+	FinalRoster bool `json:"finalRoster,omitempty"`
 
 	// lastEvent is the most recently applied event.
 	// +optional
@@ -347,7 +371,10 @@ type ChatGroupStatus struct {
 	EventsApplied int64 `json:"eventsApplied,omitempty"`
 
 	// recentKeys is the deduplication window: the keys of recently received
-	// events, oldest first.
+	// events, oldest first. The key of an event without a platform time
+	// carries its arrival time after a "~" (base 36 Unix microseconds): it
+	// is a duplicate only within a minute and only while nothing newer has
+	// touched the same members or fields.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1024

@@ -115,6 +115,14 @@ func (in *ChatGroupStatus) DeepCopyInto(out *ChatGroupStatus) {
 		in, out := &in.NameTime, &out.NameTime
 		*out = (*in).DeepCopy()
 	}
+	if in.InfoTime != nil {
+		in, out := &in.InfoTime, &out.InfoTime
+		*out = (*in).DeepCopy()
+	}
+	if in.CreatedTime != nil {
+		in, out := &in.CreatedTime, &out.CreatedTime
+		*out = (*in).DeepCopy()
+	}
 	if in.OwnerTime != nil {
 		in, out := &in.OwnerTime, &out.OwnerTime
 		*out = (*in).DeepCopy()
@@ -465,6 +473,10 @@ func (in *GroupMember) DeepCopyInto(out *GroupMember) {
 	*out = *in
 	if in.JoinedAt != nil {
 		in, out := &in.JoinedAt, &out.JoinedAt
+		*out = (*in).DeepCopy()
+	}
+	if in.RoleTime != nil {
+		in, out := &in.RoleTime, &out.RoleTime
 		*out = (*in).DeepCopy()
 	}
 }

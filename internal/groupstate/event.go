@@ -49,8 +49,12 @@ type GroupEvent struct {
 	// Type is the normalised group type, when the event carries one.
 	Type string
 	// EventTime is the platform's event time; zero when the platform sent
-	// none, in which case the server stamps the arrival time.
+	// none, in which case the server stamps the arrival time and sets
+	// Untimed.
 	EventTime time.Time
+	// Untimed says that EventTime is the arrival time, not the platform's:
+	// the event's dedupe key then expires by age (see Limits).
+	Untimed bool
 	// Key is the content-derived deduplication key.
 	Key string
 }

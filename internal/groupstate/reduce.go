@@ -1,8 +1,6 @@
 package groupstate
 
 import (
-	"slices"
-	"sort"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,16 +21,52 @@ const (
 	Stale ApplyResult = "stale"
 )
 
-// Limits bound the size of a ChatGroup's status.
+// Limits bound the size of a ChatGroup's status. Zero durations and byte
+// budgets take the defaults below.
 type Limits struct {
 	// MaxMembers bounds status.members; memberCount stays exact above it.
 	MaxMembers int
-	// MaxDeparted bounds status.departed (the tombstones).
+	// MaxDeparted bounds status.departed (the tombstones). Tombstones
+	// expire by age (TombstoneTTL); this count is only a last resort.
 	MaxDeparted int
 	// JournalSize bounds status.journal.
 	JournalSize int
 	// DedupeWindow bounds status.recentKeys.
 	DedupeWindow int
+	// UntimedDedupe is how long the key of an event without a platform
+	// time can mark a repeat as a duplicate.
+	UntimedDedupe time.Duration
+	// TombstoneTTL is how long a departure is kept as a tombstone, counted
+	// back from the newest event time the group has seen. It must exceed
+	// the longest delay with which an event can still arrive.
+	TombstoneTTL time.Duration
+	// MaxStatusBytes is the byte budget of the status the reducer writes:
+	// journal member lists, then departures, then members are shrunk to
+	// stay under it, so that a write always fits etcd's request limit.
+	MaxStatusBytes int
+}
+
+// Defaults for zero Limits fields.
+const (
+	DefaultUntimedDedupe  = time.Minute
+	DefaultTombstoneTTL   = time.Hour
+	DefaultMaxStatusBytes = 1 << 20
+)
+
+func (l Limits) untimedDedupe() time.Duration {
+	return cmp0(l.UntimedDedupe, DefaultUntimedDedupe)
+}
+
+func (l Limits) tombstoneTTL() time.Duration { return cmp0(l.TombstoneTTL, DefaultTombstoneTTL) }
+
+func (l Limits) maxStatusBytes() int { return cmp0(l.MaxStatusBytes, DefaultMaxStatusBytes) }
+
+func cmp0[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 // maxJournalMembers bounds the users listed in one journal entry.
@@ -46,7 +80,9 @@ type groupState struct {
 	departed map[string]imv1.Departure
 	// overflow counts members that are not listed because of MaxMembers.
 	overflow int32
-	keys     map[string]struct{}
+	keys     map[string]keyRecord
+	// newest is the newest event time seen; tombstones expire by it.
+	newest time.Time
 }
 
 func loadGroupState(st *imv1.ChatGroupStatus) *groupState {
@@ -54,7 +90,7 @@ func loadGroupState(st *imv1.ChatGroupStatus) *groupState {
 		st:       st,
 		members:  make(map[string]imv1.GroupMember, len(st.Members)),
 		departed: make(map[string]imv1.Departure, len(st.Departed)),
-		keys:     make(map[string]struct{}, len(st.RecentKeys)),
+		keys:     make(map[string]keyRecord, len(st.RecentKeys)),
 	}
 	for _, m := range st.Members {
 		g.members[m.UserID] = m
@@ -63,9 +99,13 @@ func loadGroupState(st *imv1.ChatGroupStatus) *groupState {
 		g.departed[d.UserID] = d
 	}
 	for _, k := range st.RecentKeys {
-		g.keys[k] = struct{}{}
+		key, rec := parseKey(k)
+		g.keys[key] = rec
 	}
 	g.overflow = max(st.MemberCount-int32(len(st.Members)), 0)
+	if st.LastEvent != nil {
+		g.newest = st.LastEvent.Time.Time
+	}
 	return g
 }
 
@@ -73,8 +113,9 @@ func loadGroupState(st *imv1.ChatGroupStatus) *groupState {
 // each did. The status is changed in place. Every event must have its
 // EventTime and Key set. Reduce is deterministic and order-independent for
 // timed events: any interleaving, duplication or reordering of the same
-// events yields the same members, departures, owner, name and disband state
-// (as long as the bounds are not exceeded).
+// events yields the same members, roles, departures, owner, name and
+// disband state (as long as the bounds are not exceeded). See
+// docs/delivery.md for the exact rules.
 func Reduce(st *imv1.ChatGroupStatus, events []GroupEvent, lim Limits) []ApplyResult {
 	g := loadGroupState(st)
 	results := make([]ApplyResult, len(events))
@@ -86,14 +127,12 @@ func Reduce(st *imv1.ChatGroupStatus, events []GroupEvent, lim Limits) []ApplyRe
 }
 
 func (g *groupState) apply(ev *GroupEvent, lim Limits) ApplyResult {
-	if _, seen := g.keys[ev.Key]; seen {
+	if g.isDuplicate(ev, lim) {
 		return Duplicate
 	}
-	g.rememberKey(ev.Key, lim.DedupeWindow)
-
-	// Disband is terminal for older events, across incarnations.
-	if g.st.DisbandedAt != nil && !ev.EventTime.After(g.st.DisbandedAt.Time) {
-		return Stale
+	g.rememberKey(ev, lim.DedupeWindow)
+	if ev.EventTime.After(g.newest) {
+		g.newest = ev.EventTime
 	}
 	if !g.change(ev) {
 		return Stale
@@ -102,65 +141,86 @@ func (g *groupState) apply(ev *GroupEvent, lim Limits) ApplyResult {
 	return Applied
 }
 
-// change applies one event's effect and reports whether it changed the
-// group (or must be journaled anyway).
+// change applies one event's effect and reports whether it is to be
+// journaled: whether it changed the group, and was not fenced by a
+// disband.
 func (g *groupState) change(ev *GroupEvent) bool {
+	st := g.st
+	if st.DisbandedAt != nil && !ev.EventTime.After(st.DisbandedAt.Time) {
+		// Older than the last disband. Without a final roster, the frozen
+		// membership and profile still take older events of the disbanded
+		// incarnation (last-writer-wins), so that they do not depend on
+		// arrival order; they are never journaled.
+		if st.Disbanded && !st.FinalRoster && ev.Kind != imv1.EventDisbanded {
+			g.changeLive(ev)
+		}
+		return false
+	}
+	return g.changeLive(ev)
+}
+
+func (g *groupState) changeLive(ev *GroupEvent) bool {
 	t := ev.EventTime
-	changed := false
 	switch ev.Kind {
 	case imv1.EventCreated:
-		if g.st.Disbanded {
-			g.reincarnate()
-		}
-		g.setProfile(ev)
-		for _, m := range ev.Members {
-			g.join(m, t)
-		}
-		return true
+		return g.create(ev)
 	case imv1.EventMembersJoined:
+		changed := false
 		for _, m := range ev.Members {
 			changed = g.join(m, t) || changed
 		}
 		return g.setType(ev.Type) || changed
 	case imv1.EventMembersLeft:
+		changed := false
 		for _, m := range ev.Members {
-			changed = g.leave(m.UserID, ev.Reason, ev.Operator, t) || changed
+			changed = g.leave(m.UserID, ev, t) || changed
 		}
 		return changed
 	case imv1.EventDisbanded:
-		g.disband(ev, t)
-		return true
+		return g.disband(ev, t)
 	case imv1.EventInfoChanged:
-		// Journaled even when no field we mirror changed (for example a
-		// new notice), so that triggers on InfoChanged still fire.
-		g.setProfile(ev)
-		g.setRoles(ev.Members, t)
-		return true
+		return g.info(ev, t)
 	case imv1.EventOwnerChanged:
 		return g.setOwner(ev.Owner, t)
 	}
 	return false
 }
 
-// setRoles gives listed members their new role, unless they joined after t.
-func (g *groupState) setRoles(members []Member, t time.Time) {
-	for _, m := range members {
-		if cur, ok := g.members[m.UserID]; ok && m.Role != "" && !joinedAfter(cur, t) {
-			cur.Role = m.Role
-			g.members[m.UserID] = cur
-		}
+// create applies a Created event: only the newest Created counts (a
+// redelivered or older one is stale), and one newer than a disband starts
+// a new incarnation.
+func (g *groupState) create(ev *GroupEvent) bool {
+	st, t := g.st, ev.EventTime
+	if st.CreatedTime != nil && !t.After(st.CreatedTime.Time) {
+		return false
 	}
+	if st.Disbanded && st.DisbandedAt.Time.Before(t) {
+		g.reincarnate()
+	}
+	st.CreatedTime = microTime(t)
+	g.setProfile(ev)
+	for _, m := range ev.Members {
+		g.join(m, t)
+	}
+	return true
 }
 
-func (g *groupState) rememberKey(key string, window int) {
-	g.keys[key] = struct{}{}
-	g.st.RecentKeys = append(g.st.RecentKeys, key)
-	if n := len(g.st.RecentKeys) - window; n > 0 {
-		for _, k := range g.st.RecentKeys[:n] {
-			delete(g.keys, k)
-		}
-		g.st.RecentKeys = slices.Clone(g.st.RecentKeys[n:])
+// info applies an InfoChanged event: role changes (with members) or a
+// profile change (without), each last-writer-wins by its own time.
+func (g *groupState) info(ev *GroupEvent, t time.Time) bool {
+	changed := false
+	for _, m := range ev.Members {
+		changed = g.changeRole(m, t) || changed
 	}
+	changed = g.setProfile(ev) || changed
+	if len(ev.Members) == 0 && (g.st.InfoTime == nil || t.After(g.st.InfoTime.Time)) {
+		// Journaled even when no field we mirror changed (for example a
+		// new notice), so that triggers on InfoChanged still fire; but
+		// only once.
+		g.st.InfoTime = microTime(t)
+		changed = true
+	}
+	return changed
 }
 
 // reincarnate starts a new life of a group ID after a disband: everything
@@ -168,10 +228,16 @@ func (g *groupState) rememberKey(key string, window int) {
 // Events newer than the disband that arrived before this Created event
 // belong to the new incarnation and are kept.
 func (g *groupState) reincarnate() {
-	st := g.st
-	cut := st.DisbandedAt.Time
+	g.purge(g.st.DisbandedAt.Time)
+	g.overflow = 0
+	g.st.Disbanded = false
+	g.st.FinalRoster = false
+}
+
+// purge forgets members and tombstones not newer than cut.
+func (g *groupState) purge(cut time.Time) {
 	for id, m := range g.members {
-		if !joinedAfter(m, cut) {
+		if !since(m).After(cut) {
 			delete(g.members, id)
 		}
 	}
@@ -180,21 +246,33 @@ func (g *groupState) reincarnate() {
 			delete(g.departed, id)
 		}
 	}
-	g.overflow = 0
-	st.Disbanded = false
-	st.DisbandedBy = ""
 }
 
-func (g *groupState) setProfile(ev *GroupEvent) {
-	st := g.st
-	if ev.Name != "" && (st.NameTime == nil || !ev.EventTime.Before(st.NameTime.Time)) {
+// newer reports whether a value set at t wins over the current one set at
+// cur: a later time wins, and at the same time the greater value, so that
+// the result does not depend on arrival order.
+func newer(t time.Time, cur *metav1.MicroTime, v, curV string) bool {
+	switch {
+	case cur == nil || t.After(cur.Time):
+		return true
+	case t.Equal(cur.Time):
+		return v > curV
+	}
+	return false
+}
+
+func (g *groupState) setProfile(ev *GroupEvent) bool {
+	st, changed := g.st, false
+	if ev.Name != "" && newer(ev.EventTime, st.NameTime, ev.Name, st.Name) {
+		changed = st.Name != ev.Name
 		st.Name = ev.Name
 		st.NameTime = microTime(ev.EventTime)
 	}
-	g.setType(ev.Type)
+	changed = g.setType(ev.Type) || changed
 	if ev.Owner != "" {
-		g.setOwner(ev.Owner, ev.EventTime)
+		changed = g.setOwner(ev.Owner, ev.EventTime) || changed
 	}
+	return changed
 }
 
 func (g *groupState) setType(typ string) bool {
@@ -205,79 +283,66 @@ func (g *groupState) setType(typ string) bool {
 	return true
 }
 
+// setOwner makes owner the owner at t, last-writer-wins. The event
+// proves the new owner a member with the Owner role at t. The old owner,
+// as far as known, takes the new owner's previous role (OpenIM's transfer
+// does exactly that); the old owner's role time is left alone, since the
+// old owner may have left since.
 func (g *groupState) setOwner(owner string, t time.Time) bool {
 	st := g.st
-	if owner == "" || (st.OwnerTime != nil && t.Before(st.OwnerTime.Time)) {
+	if owner == "" {
 		return false
 	}
-	changed := st.Owner != owner
+	if !newer(t, st.OwnerTime, owner, st.Owner) {
+		// Superseded as owner, but still proven a member at t.
+		g.changeRole(Member{UserID: owner, Role: imv1.RoleOwner}, t)
+		return false
+	}
+	old := st.Owner
 	st.Owner = owner
 	st.OwnerTime = microTime(t)
-	return changed
-}
-
-// join adds a member unless a newer departure (tombstone) says otherwise.
-func (g *groupState) join(m Member, t time.Time) bool {
-	if d, ok := g.departed[m.UserID]; ok && !d.At.Time.Before(t) {
+	prev := imv1.RoleMember
+	if m, ok := g.members[owner]; ok && m.Role != "" && m.Role != imv1.RoleOwner {
+		prev = m.Role
+	}
+	g.changeRole(Member{UserID: owner, Role: imv1.RoleOwner}, t)
+	if old == owner {
 		return false
 	}
-	delete(g.departed, m.UserID)
-	if cur, ok := g.members[m.UserID]; ok {
-		changed := false
-		if cur.JoinedAt == nil || t.After(cur.JoinedAt.Time) {
-			cur.JoinedAt = microTime(t)
-			changed = true
-		}
-		if m.Role != "" && cur.Role != m.Role {
-			cur.Role = m.Role
-			changed = true
-		}
-		g.members[m.UserID] = cur
-		return changed
+	if m, ok := g.members[old]; ok && old != "" {
+		m.Role = prev
+		g.members[old] = m
 	}
-	g.members[m.UserID] = imv1.GroupMember{UserID: m.UserID, Role: m.Role, JoinedAt: microTime(t)}
 	return true
 }
 
-// leave removes a member unless the member joined after t, and records a
-// tombstone so that older joins arriving later are ignored.
-func (g *groupState) leave(userID string, reason imv1.LeaveReason, operator string, t time.Time) bool {
-	if d, ok := g.departed[userID]; ok && !d.At.Time.Before(t) {
-		return false
-	}
-	if cur, ok := g.members[userID]; ok {
-		if joinedAfter(cur, t) {
-			return false
-		}
-		delete(g.members, userID)
-	} else if g.overflow > 0 {
-		// Not listed: it may be one of the members above the bound.
-		g.overflow--
-	}
-	g.departed[userID] = imv1.Departure{UserID: userID, Reason: reason, Operator: operator, At: metav1.NewMicroTime(t)}
-	return true
-}
-
-func (g *groupState) disband(ev *GroupEvent, t time.Time) {
+func (g *groupState) disband(ev *GroupEvent, t time.Time) bool {
 	st := g.st
+	if st.CreatedTime != nil && t.Before(st.CreatedTime.Time) {
+		// The disband of an older incarnation, arriving after the newer
+		// Created: it only moves the fence and forgets that incarnation.
+		st.DisbandedAt = microTime(t)
+		g.purge(t)
+		return false
+	}
 	st.Disbanded = true
 	st.DisbandedAt = microTime(t)
-	st.DisbandedBy = ev.Operator
+	st.FinalRoster = len(ev.Members) > 0
 	g.setProfile(ev)
-	// Every older event is stale from now on, so older tombstones have no
-	// use left.
+	if !st.FinalRoster {
+		// Without a final roster (OpenIM usually, Tencent communities) the
+		// membership stays as received, and tombstones are kept so that
+		// older member events still converge on it.
+		return true
+	}
+	// The platform sent the final roster: it replaces what we knew as of
+	// t, whatever order the older events arrived in, and every older
+	// event is fenced off from now on.
 	for id, d := range g.departed {
 		if !d.At.After(t) {
 			delete(g.departed, id)
 		}
 	}
-	if len(ev.Members) == 0 {
-		// Without a final roster (OpenIM usually, Tencent communities) the
-		// membership stays as received before the disband.
-		return
-	}
-	// The platform sent the final roster: it replaces what we knew as of t,
-	// whatever order the older events arrived in.
 	roster := make(map[string]bool, len(ev.Members))
 	for _, m := range ev.Members {
 		roster[m.UserID] = true
@@ -286,93 +351,12 @@ func (g *groupState) disband(ev *GroupEvent, t time.Time) {
 		}
 	}
 	for id, m := range g.members {
-		if !roster[id] && !joinedAfter(m, t) {
+		if !roster[id] && !since(m).After(t) {
 			delete(g.members, id)
 		}
 	}
 	g.overflow = 0
-}
-
-func (g *groupState) journal(ev *GroupEvent, size int) {
-	st := g.st
-	st.LastSeq++
-	entry := imv1.JournalEntry{
-		Seq:      st.LastSeq,
-		Kind:     ev.Kind,
-		Reason:   ev.Reason,
-		Message:  ev.Message, // bounded by Validate
-		Operator: ev.Operator,
-		Time:     metav1.NewMicroTime(ev.EventTime),
-		Key:      ev.Key,
-	}
-	for i, m := range ev.Members {
-		if i == maxJournalMembers {
-			entry.MembersOmitted = int32(len(ev.Members) - i)
-			break
-		}
-		entry.Members = append(entry.Members, m.UserID)
-	}
-	st.Journal = append(st.Journal, entry)
-	if n := len(st.Journal) - size; n > 0 {
-		st.Journal = slices.Clone(st.Journal[n:])
-	}
-	st.LastEvent = &imv1.LastEvent{Kind: ev.Kind, Time: entry.Time, Key: ev.Key}
-	st.EventsApplied++
-}
-
-// store writes the working maps back as sorted, bounded lists.
-func (g *groupState) store(lim Limits) {
-	st := g.st
-	// The owner's role follows status.owner; nobody else is Owner.
-	for id, m := range g.members {
-		switch {
-		case id == st.Owner && m.Role != imv1.RoleOwner:
-			m.Role = imv1.RoleOwner
-		case id != st.Owner && m.Role == imv1.RoleOwner:
-			m.Role = imv1.RoleMember
-		default:
-			continue
-		}
-		g.members[id] = m
-	}
-
-	members := make([]imv1.GroupMember, 0, len(g.members))
-	for _, m := range g.members {
-		members = append(members, m)
-	}
-	sort.Slice(members, func(i, j int) bool { return members[i].UserID < members[j].UserID })
-	overflow := g.overflow
-	if len(members) > lim.MaxMembers {
-		overflow += int32(len(members) - lim.MaxMembers)
-		members = members[:lim.MaxMembers]
-	}
-	st.Members = members
-	st.MemberCount = int32(len(members)) + overflow
-
-	departed := make([]imv1.Departure, 0, len(g.departed))
-	for _, d := range g.departed {
-		departed = append(departed, d)
-	}
-	sort.Slice(departed, func(i, j int) bool {
-		if !departed[i].At.Equal(&departed[j].At) {
-			return departed[i].At.Before(&departed[j].At)
-		}
-		return departed[i].UserID < departed[j].UserID
-	})
-	if n := len(departed) - lim.MaxDeparted; n > 0 {
-		departed = departed[n:]
-	}
-	st.Departed = departed
-	if len(st.Members) == 0 {
-		st.Members = nil
-	}
-	if len(st.Departed) == 0 {
-		st.Departed = nil
-	}
-}
-
-func joinedAfter(m imv1.GroupMember, t time.Time) bool {
-	return m.JoinedAt != nil && m.JoinedAt.After(t)
+	return true
 }
 
 func microTime(t time.Time) *metav1.MicroTime {
