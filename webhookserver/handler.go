@@ -166,13 +166,19 @@ func (s *Server) decode(c *call) (groupstate.GroupEvent, bool) {
 		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request", err)
 	}
 	ev.AppID = c.rcv.Spec.AppID
-	ev.Key = eventKey(c.rcv.Spec.Provider, ev.AppID, c.command, c.prov.RequestID(c.r), body)
-	if ev.EventTime.IsZero() {
+	now := s.now()
+	switch {
+	case ev.EventTime.IsZero():
 		// The platform sent no event time (OpenIM never does): arrival
 		// order is the only order.
-		ev.EventTime = s.now()
+		ev.EventTime, ev.Untimed = now, true
+	case ev.EventTime.After(now.Add(s.opts.MaxClockSkew)):
+		// One far-future time would win every comparison for ever.
+		return groupstate.GroupEvent{}, c.fail(http.StatusBadRequest, "bad_request",
+			fmt.Errorf("event time %s is more than %s ahead of the server clock", ev.EventTime.UTC().Format(time.RFC3339), s.opts.MaxClockSkew))
 	}
 	ev.EventTime = ev.EventTime.UTC().Truncate(time.Microsecond)
+	ev.Key = ev.CanonicalKey(c.prov.RequestID(c.r))
 	return ev, true
 }
 

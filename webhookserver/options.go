@@ -27,6 +27,9 @@ type Options struct {
 	// SignWindow is the allowed difference between the time a signed
 	// (Tencent) request was signed and the server clock.
 	SignWindow time.Duration
+	// MaxClockSkew is how far an event time may be ahead of the server
+	// clock; later ones get 400.
+	MaxClockSkew time.Duration
 	// MaxBodyBytes bounds a callback body; larger ones get 413.
 	MaxBodyBytes int64
 	// CommitConcurrency bounds the groups committed in parallel.
@@ -46,13 +49,17 @@ func DefaultOptions() Options {
 		RetryTimeout:      10 * time.Minute,
 		MaxPending:        20000,
 		SignWindow:        60 * time.Second,
+		MaxClockSkew:      10 * time.Minute,
 		MaxBodyBytes:      4 << 20,
 		CommitConcurrency: 64,
 		Limits: groupstate.Limits{
-			MaxMembers:   10000,
-			MaxDeparted:  1000,
-			JournalSize:  64,
-			DedupeWindow: 128,
+			MaxMembers:     10000,
+			MaxDeparted:    1000,
+			JournalSize:    64,
+			DedupeWindow:   128,
+			UntimedDedupe:  groupstate.DefaultUntimedDedupe,
+			TombstoneTTL:   groupstate.DefaultTombstoneTTL,
+			MaxStatusBytes: groupstate.DefaultMaxStatusBytes,
 		},
 	}
 }
@@ -68,12 +75,17 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
 		"Allowed difference between the signing time of a Tencent callback and the server clock.")
+	fs.DurationVar(&o.MaxClockSkew, "callback-max-clock-skew", o.MaxClockSkew,
+		"How far a callback's event time may be ahead of the server clock (400 beyond it).")
 	fs.Int64Var(&o.MaxBodyBytes, "callback-max-body-bytes", o.MaxBodyBytes, "Maximum callback body size (413 above it).")
 	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
 		"Maximum ChatGroups committed in parallel.")
 	fs.IntVar(&o.Limits.MaxMembers, "max-members", o.Limits.MaxMembers,
 		"Members listed in a ChatGroup's status; above it the list is truncated and memberCount stays exact.")
-	fs.IntVar(&o.Limits.MaxDeparted, "max-departed", o.Limits.MaxDeparted, "Departures (tombstones) kept per ChatGroup.")
+	fs.IntVar(&o.Limits.MaxDeparted, "max-departed", o.Limits.MaxDeparted,
+		"Departures (tombstones) kept per ChatGroup at most; they expire by age (tombstone-ttl) before that.")
+	fs.DurationVar(&o.Limits.TombstoneTTL, "tombstone-ttl", o.Limits.TombstoneTTL,
+		"How long a departure is kept as a tombstone, counted back from the group's newest event.")
 	fs.IntVar(&o.Limits.JournalSize, "journal-size", o.Limits.JournalSize, "Journal entries kept per ChatGroup.")
 	fs.IntVar(&o.Limits.DedupeWindow, "dedupe-window", o.Limits.DedupeWindow, "Event keys kept per ChatGroup for deduplication.")
 	fs.BoolVar(&o.OneWritePerEvent, "one-write-per-event", o.OneWritePerEvent,
@@ -92,6 +104,8 @@ func (o *Options) Validate() error {
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
 	check(o.SignWindow > 0, "tencent-sign-window must be positive")
+	check(o.MaxClockSkew > 0, "callback-max-clock-skew must be positive")
+	check(o.Limits.TombstoneTTL > o.RetryTimeout, "tombstone-ttl must exceed callback-retry-timeout")
 	check(o.MaxBodyBytes > 0, "callback-max-body-bytes must be positive")
 	check(o.CommitConcurrency > 0, "callback-commit-concurrency must be positive")
 	check(o.Limits.MaxMembers > 0 && o.Limits.MaxMembers <= 50000, "max-members must be in 1..50000")

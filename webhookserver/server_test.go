@@ -77,7 +77,7 @@ func newHarnessWithClient(_ *testing.T, c client.Client, mutate ...func(*Options
 	for _, m := range mutate {
 		m(&opts)
 	}
-	h := &harness{client: c, now: time.Unix(1669872112, 0)}
+	h := &harness{client: c, now: time.Unix(1670574474, 0)} // a minute after the samples' EventTime
 	h.srv = NewForTest(c, opts, func() time.Time { return h.now })
 	return h
 }

@@ -61,7 +61,7 @@ func TestReduce_R2_disbandWithoutRosterKeepsDelayedMemberEvents(t *testing.T) {
 	st, results := reduceEach(testLimits,
 		created(0, "o", "a", "b"),
 		quit(30, "b"),
-		ev(imv1.EventDisbanded, 50),         // no roster
+		ev(imv1.EventDisbanded, 50),          // no roster
 		ev(imv1.EventMembersJoined, 20, "c"), // happened before the disband
 		ev(imv1.EventMembersJoined, 10, "b")) // older than b's quit
 	g.Expect(memberIDs(st)).To(Equal([]string{"a", "c", "o"}))
@@ -162,7 +162,7 @@ func TestReduce_R6_redeliveryBeyondWindowIsStale(t *testing.T) {
 	st := &imv1.ChatGroupStatus{}
 	r := Reduce(st, batch, testLimits)
 	g.Expect(r[len(r)-3:]).To(Equal([]ApplyResult{Stale, Stale, Stale}))
-	g.Expect(st.LastSeq).To(Equal(int64(len(batch) - 3)), "nothing journaled twice")
+	g.Expect(st.LastSeq).To(Equal(int64(len(batch)-3)), "nothing journaled twice")
 	g.Expect(roleOf(st, "a")).To(Equal(imv1.RoleMember), "the old role change does not win")
 }
 

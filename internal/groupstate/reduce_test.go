@@ -118,8 +118,8 @@ func TestReduce(t *testing.T) {
 			wantResults: []ApplyResult{Applied, Stale, Applied, Applied},
 		},
 		{
-			name:        "disband is terminal for older events",
-			events:      []GroupEvent{created, disband, ev(imv1.EventMembersJoined, 40, "late"), kick(45, "bob")},
+			name:   "disband is terminal for older events",
+			events: []GroupEvent{created, disband, ev(imv1.EventMembersJoined, 40, "late"), kick(45, "bob")},
 			// Without a final roster, older member events still update the
 			// frozen membership (R2), unjournaled; newer ones are fenced.
 			wantMembers: []string{"late", "leckie", "peter"},
