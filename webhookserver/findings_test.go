@@ -1,12 +1,20 @@
 package webhookserver_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
@@ -45,4 +53,51 @@ func TestServer_K3_keyIsOverTheCanonicalEvent(t *testing.T) {
 		g.Expect(rec.Body.String()).To(ContainSubstring(`"ErrorInfo":"duplicate"`), name)
 	}
 	g.Expect(h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL").Status.LastSeq).To(Equal(int64(1)))
+}
+
+func TestServer_H3_oversizedEventIsPermanentAndSparesOthers(t *testing.T) {
+	g := NewWithT(t)
+	gate := make(chan struct{})
+	c := fakeClient(receivers...).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			select {
+			case <-gate:
+				return c.Create(ctx, obj, opts...)
+			default:
+				return fmt.Errorf("connection refused")
+			}
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if cg, ok := obj.(*imv1.ChatGroup); ok && strings.Contains(fmt.Sprint(cg.Status.Departed), "poison") {
+				return apierrors.NewRequestEntityTooLargeError("limit is 3145728")
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	}).Build()
+	h := newHarnessWithClient(t, c, func(o *webhookserver.Options) { o.CommitBudget = 50 * time.Millisecond })
+	base := imv1.WebhookPath(testNS, "openim", openIMToken)
+	poison := `{"callbackCommand":"callbackAfterKickGroupCommand","groupID":"G001","kickedUserIDs":["poison"],"reason":"x"}`
+	g.Expect(h.do(http.MethodPost, base+"/callbackAfterKickGroupCommand", poison, "operationID", "a").Code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(h.do(http.MethodPost, base+"/callbackAfterQuitGroupCommand", openIMQuitBody, "operationID", "b").Code).To(Equal(http.StatusServiceUnavailable))
+	close(gate)
+	g.Eventually(func(g Gomega) {
+		g.Expect(h.group(g, imv1.ProviderOpenIM, "", "G001").Status.Departed).To(HaveLen(1), "the valid quit is stored")
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+func TestServer_preCreatedGroupGetsReceiverLabels(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	name := imv1.ChatGroupName(imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	pre := &imv1.ChatGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: name, Labels: map[string]string{"mine": "yes", "team": "mine"}},
+		Spec:       imv1.ChatGroupSpec{Provider: imv1.ProviderTencent, AppID: testAppID, GroupID: "@TGS#2J4SZEAEL"},
+	}
+	g.Expect(h.client.Create(context.Background(), pre)).To(Succeed())
+	g.Expect(h.do(http.MethodPost, h.exitURL(), tencentExitBody).Code).To(Equal(http.StatusOK))
+	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	g.Expect(cg.Labels).To(HaveKeyWithValue(imv1.AppIDLabel, testAppID))
+	g.Expect(cg.Labels).To(HaveKeyWithValue("mine", "yes"))
+	g.Expect(cg.Labels).To(HaveKeyWithValue("team", "mine"), "the user's own value is kept")
+	g.Expect(cg.Status.Departed).To(HaveLen(2))
 }

@@ -6,7 +6,7 @@ package webhookserver
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers/status,verbs=get;patch
-// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

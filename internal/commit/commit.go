@@ -138,9 +138,15 @@ func New(c client.Client, reader client.Reader, recorder events.EventRecorder, l
 func (c *Committer) Start(ctx context.Context) error {
 	<-ctx.Done()
 	if left := c.wait(c.opts.DrainTimeout); left > 0 {
-		c.log.Info("Stopping with events still queued; they are dropped and counted", "events", left)
+		c.log.Info("Stopping with events still queued; dropping and reporting them", "events", left)
 	}
 	c.cancel()
+	// The drains see the cancelled context and drop what is left: wait for
+	// them, so every drop is counted and reported before Start returns
+	// and the process may exit.
+	if left := c.wait(c.opts.DrainTimeout); left > 0 {
+		c.log.Info("Events still unsettled at exit", "events", left)
+	}
 	return nil
 }
 
@@ -218,8 +224,8 @@ func (c *Committer) nextBatch(key types.NamespacedName, q *groupQueue) []*reques
 
 // commitWithRetries commits a batch, retrying with backoff until it is
 // stored, fails permanently, or times out; every request gets its result.
-// Events queued meanwhile join a retried batch. It returns the number of
-// events settled.
+// A failed batch of several events is retried event by event. It returns
+// the number of events settled.
 func (c *Committer) commitWithRetries(key types.NamespacedName, q *groupQueue, batch []*request) int {
 	backoff := 50 * time.Millisecond
 	for {
@@ -232,9 +238,17 @@ func (c *Committer) commitWithRetries(key types.NamespacedName, q *groupQueue, b
 		case err == nil:
 			c.deliver(batch, results)
 			return len(batch)
+		case len(batch) > 1:
+			// One bad event must not take the others down: retry the
+			// batch event by event.
+			c.log.V(1).Info("Retrying a failed batch event by event", "chatGroup", key, "events", len(batch), "error", err.Error())
+			n := 0
+			for _, req := range batch {
+				n += c.commitWithRetries(key, q, []*request{req})
+			}
+			return n
 		case errors.As(err, &perm):
-			c.log.Error(err, "Cannot store events", "chatGroup", key, "events", len(batch))
-			fail(batch, err)
+			c.drop(key, batch, "permanent", err)
 			return len(batch)
 		case c.ctx.Err() != nil:
 			c.drop(key, batch, "shutdown", err)
@@ -245,19 +259,12 @@ func (c *Committer) commitWithRetries(key types.NamespacedName, q *groupQueue, b
 		}
 		c.log.V(1).Info("Retrying events after a failed commit", "chatGroup", key, "events", len(batch),
 			"backoff", backoff, "error", err.Error())
-		time.Sleep(backoff)
+		select {
+		case <-time.After(backoff):
+		case <-c.ctx.Done():
+		}
 		backoff = min(2*backoff, 5*time.Second)
-		batch = c.takeMore(q, batch)
 	}
-}
-
-// takeMore adds the events queued meanwhile to a batch that is retried.
-func (c *Committer) takeMore(q *groupQueue, batch []*request) []*request {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	batch = append(batch, q.items...)
-	q.items = nil
-	return batch
 }
 
 // deliver reports a stored batch's results.

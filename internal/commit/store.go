@@ -3,6 +3,7 @@ package commit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,10 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 			return nil, PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
 				target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
 		}
+		if err := c.ensureLabels(ctx, cg, target); err != nil {
+			q.last = nil
+			return nil, err
+		}
 		base := cg.DeepCopy()
 		results := groupstate.Reduce(&cg.Status, batchEvents, c.opts.Limits)
 		if equality.Semantic.DeepEqual(base.Status, cg.Status) {
@@ -72,6 +77,10 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 			apiWrites.WithLabelValues("status", "conflict").Inc()
 			commitConflicts.Inc()
 			cg, q.last, fromAPI = nil, nil, true
+		case tooLarge(err):
+			apiWrites.WithLabelValues("status", "error").Inc()
+			q.last = nil
+			return nil, PermanentError{fmt.Errorf("writing ChatGroup %s status: %w", target.Key, err)}
 		default:
 			apiWrites.WithLabelValues("status", "error").Inc()
 			q.last = nil
@@ -79,6 +88,45 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 		}
 	}
 	return nil, fmt.Errorf("writing ChatGroup %s status: still conflicting after %d attempts", target.Key, maxConflictRetries)
+}
+
+// tooLarge reports whether the API server refused a write for its size:
+// 413, or etcd's "request is too large" (a 500). Retrying cannot help.
+func tooLarge(err error) bool {
+	return apierrors.IsRequestEntityTooLargeError(err) || strings.Contains(err.Error(), "request is too large")
+}
+
+// ensureLabels gives a ChatGroup the receiver's labels (provider, appID,
+// receiver and groupLabels) that it lacks, keeping the labels it has: a
+// user may pre-create a ChatGroup, and selectors must still find it.
+func (c *Committer) ensureLabels(ctx context.Context, cg *imv1.ChatGroup, target Target) error {
+	var missing bool
+	for k, v := range target.Labels {
+		if _, ok := cg.Labels[k]; !ok && v != "" {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	base := cg.DeepCopy()
+	if cg.Labels == nil {
+		cg.Labels = map[string]string{}
+	}
+	for k, v := range target.Labels {
+		if _, ok := cg.Labels[k]; !ok {
+			cg.Labels[k] = v
+		}
+	}
+	if err := c.client.Patch(ctx, cg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		apiWrites.WithLabelValues("labels", "error").Inc()
+		if apierrors.IsInvalid(err) {
+			return PermanentError{fmt.Errorf("labelling ChatGroup %s: %w", target.Key, err)}
+		}
+		return fmt.Errorf("labelling ChatGroup %s: %w", target.Key, err)
+	}
+	apiWrites.WithLabelValues("labels", "ok").Inc()
+	return nil
 }
 
 // getOrCreate reads the ChatGroup (from the cache unless fromAPI) and
