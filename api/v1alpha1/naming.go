@@ -2,20 +2,29 @@ package v1alpha1
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 )
 
 // ChatGroupName derives the ChatGroup name for a platform group:
-// <provider>-<sanitized id prefix>-<first 10 hex chars of
-// sha256(provider/appID/groupID)>. Group IDs are case-sensitive and may hold
-// '@' and '#', so they are never used as names directly; the hash keeps
-// names of different groups apart.
+// <provider>-<sanitized id prefix, at most 30 chars>-<first 20 hex chars
+// (80 bits) of the SHA-256 of provider, appID and groupID, each
+// length-prefixed>. Group IDs are case-sensitive and may hold '@' and '#',
+// so they are never used as names directly; the hash keeps names of
+// different groups apart, and its input is unambiguous. A name is at most
+// 59 characters.
 func ChatGroupName(provider Provider, appID, groupID string) string {
-	sum := sha256.Sum256([]byte(string(provider) + "/" + appID + "/" + groupID))
-	hash := hex.EncodeToString(sum[:])[:10]
+	h := sha256.New()
+	for _, part := range []string{string(provider), appID, groupID} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write([]byte(part))
+	}
+	hash := hex.EncodeToString(h.Sum(nil))[:20]
 
-	const maxPrefix = 40
+	const maxPrefix = 30
 	var b strings.Builder
 	lastDash := true // no leading dash
 	for _, r := range strings.ToLower(groupID) {

@@ -15,3 +15,27 @@ func TestMaskWebhookPath(t *testing.T) {
 		}
 	}
 }
+
+func TestChatGroupName_N1_separatorsCannotCollide(t *testing.T) {
+	a := ChatGroupName(ProviderOpenIM, "prod/", "g1")
+	b := ChatGroupName(ProviderOpenIM, "prod", "/g1")
+	if a == b {
+		t.Fatalf("two groups share the name %q", a)
+	}
+}
+
+func TestChatGroupName_N3_hashHasAtLeast64Bits(t *testing.T) {
+	long := ChatGroupName(ProviderTencent, "1400000000", "@TGS#"+string(make([]byte, 0))+"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij")
+	if len(long) > 63 {
+		t.Fatalf("%q is longer than a DNS label", long)
+	}
+	hash := long[len(long)-20:]
+	for _, r := range hash {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			t.Fatalf("%q does not end in 20 hex digits (80 bits)", long)
+		}
+	}
+	if long[len(long)-21] != '-' {
+		t.Fatalf("%q: the hash is not its own segment", long)
+	}
+}
