@@ -106,6 +106,8 @@ local-cluster: ## Build the full local control plane: the envtest binaries, kube
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./internal/provider/openim/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
+	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecodeReduce$$' -fuzztime $${FUZZTIME:-30s}
+	PROPERTY_ROUNDS=$${PROPERTY_ROUNDS:-100000} go test ./internal/groupstate/ -run 'TestReduce_convergence|TestReduce_untimedRetries' -count=1
 
 .PHONY: test-faults
 test-faults: manifests generate envtest ## Fault tests under load: API server crash, two replicas, duplicates, bad requests.
