@@ -10,12 +10,15 @@ import (
 
 // The group callback commands this package understands.
 const (
-	CreateGroup        = "callbackAfterCreateGroupCommand"
-	JoinGroup          = "callbackAfterJoinGroupCommand"
-	QuitGroup          = "callbackAfterQuitGroupCommand"
-	KickGroup          = "callbackAfterKickGroupCommand"
-	DismissGroup       = "callbackAfterDisMissGroupCommand"
-	SetGroupInfo       = "callbackAfterSetGroupInfoCommand"
+	CreateGroup  = "callbackAfterCreateGroupCommand"
+	JoinGroup    = "callbackAfterJoinGroupCommand"
+	QuitGroup    = "callbackAfterQuitGroupCommand"
+	KickGroup    = "callbackAfterKickGroupCommand"
+	DismissGroup = "callbackAfterDisMissGroupCommand"
+	SetGroupInfo = "callbackAfterSetGroupInfoCommand"
+	// SetGroupInfoEx is the only rename path of the OpenIM SDK
+	// (set_group_info_ex); its fields are wrapper values.
+	SetGroupInfoEx     = "callbackAfterSetGroupInfoExCommand"
 	TransferGroupOwner = "callbackAfterTransferGroupOwnerCommand"
 	SetGroupMemberInfo = "callbackAfterSetGroupMemberInfoCommand"
 
@@ -47,6 +50,7 @@ var commands = map[string]command{
 	KickGroup:          {imv1.EventMembersLeft, decodeKick},
 	DismissGroup:       {imv1.EventDisbanded, decodeDismiss},
 	SetGroupInfo:       {imv1.EventInfoChanged, decodeSetInfo},
+	SetGroupInfoEx:     {imv1.EventInfoChanged, decodeSetInfo},
 	TransferGroupOwner: {imv1.EventOwnerChanged, decodeTransfer},
 	SetGroupMemberInfo: {imv1.EventInfoChanged, decodeSetMemberInfo},
 }
@@ -61,7 +65,7 @@ func canonical(command string) string {
 }
 
 func decodeCreate(p *payload, ev *groupstate.GroupEvent) error {
-	ev.Name, ev.Owner, ev.Operator = p.GroupName, p.OwnerUserID, p.CreatorUserID
+	ev.Name, ev.Owner, ev.Operator = string(p.GroupName), p.OwnerUserID, p.CreatorUserID
 	ev.Type = groupType(p.GroupType)
 	ev.Members = initMembers(p.InitMemberList, p.OwnerUserID)
 	return nil
@@ -103,7 +107,7 @@ func decodeDismiss(p *payload, ev *groupstate.GroupEvent) error {
 // decodeSetInfo reads a profile change: an empty groupName means the name
 // did not change.
 func decodeSetInfo(p *payload, ev *groupstate.GroupEvent) error {
-	ev.Name = p.GroupName
+	ev.Name = string(p.GroupName)
 	return nil
 }
 

@@ -15,6 +15,30 @@ type member struct {
 	RoleLevel int32  `json:"roleLevel"`
 }
 
+// wrappedString is a string that SetGroupInfoEx sends as a wrapper value:
+// a bare string, null (unchanged), or {"value": "..."}. The other commands
+// send a bare string.
+type wrappedString string
+
+// UnmarshalJSON accepts a string, null or an object with a string value.
+func (w *wrappedString) UnmarshalJSON(b []byte) error {
+	var s *string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != nil {
+			*w = wrappedString(*s)
+		}
+		return nil
+	}
+	var v struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errors.New("groupName must be a string, null or {\"value\": string}")
+	}
+	*w = wrappedString(v.Value)
+	return nil
+}
+
 // payload holds the fields of every group callback this package reads,
 // with the JSON tags of OpenIM's request structs.
 type payload struct {
@@ -22,7 +46,7 @@ type payload struct {
 	GroupID         string  `json:"groupID"`
 	// callbackAfterCreateGroupCommand (sdkws.GroupInfo promoted) and
 	// callbackAfterSetGroupInfoCommand.
-	GroupName      string          `json:"groupName"`
+	GroupName      wrappedString   `json:"groupName"`
 	OwnerUserID    string          `json:"ownerUserID"`
 	CreatorUserID  string          `json:"creatorUserID"`
 	GroupType      json.RawMessage `json:"groupType"`

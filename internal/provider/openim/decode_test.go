@@ -127,3 +127,23 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestProvider_Decode_C1_setGroupInfoExRenames(t *testing.T) {
+	for name, groupName := range map[string]string{"bare": `"renamed"`, "wrapped": `{"value":"renamed"}`, "null": `null`} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			body := `{"callbackCommand":"callbackAfterSetGroupInfoExCommand","operationID":"","groupID":"G001","groupName":` + groupName +
+				`,"notification":null,"introduction":null,"faceURL":null,"ex":null,"needVerification":null,"lookMemberInfo":null,"applyMemberFriend":null}`
+			ev, err := Provider{}.Decode(SetGroupInfoEx, []byte(body))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ev.Kind).To(Equal(imv1.EventInfoChanged))
+			if name == "null" {
+				g.Expect(ev.Name).To(BeEmpty(), "null means unchanged")
+			} else {
+				g.Expect(ev.Name).To(Equal("renamed"))
+			}
+		})
+	}
+	_, err := Provider{}.Decode(SetGroupInfoEx, []byte(`{"groupID":"G001","groupName":[1]}`))
+	NewWithT(t).Expect(err).To(BeAssignableToTypeOf(&provider.DecodeError{}))
+}
