@@ -148,6 +148,12 @@ func (r *ChatGroupReconciler) expire(ctx context.Context, cg *imv1.ChatGroup, cl
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	ctrl.LoggerFrom(ctx).Info("Deleting disbanded ChatGroup after its TTL", "deadline", deadline)
+	if err := r.leaveFence(ctx, cg); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
 	// The preconditions make sure the group did not change since it was
 	// read: a new event (say, a new incarnation) must be looked at first.
 	err := r.client.Delete(ctx, cg, client.Preconditions{UID: &cg.UID, ResourceVersion: &cg.ResourceVersion})

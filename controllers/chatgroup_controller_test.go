@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 func TestChatGroupReconciler_cleanupTrigger(t *testing.T) {
@@ -26,7 +27,12 @@ func TestChatGroupReconciler_cleanupTrigger(t *testing.T) {
 	parent := t // managers must outlive the subtest that starts them
 
 	trig := newTrigger(t, c, ns, "cleanup", &metav1.Duration{Duration: time.Second}, imv1.TriggerDisbanded)
-	cg := newGroup(t, c, ns, "@TGS#2C5SZEAEF", map[string]string{"selected": "cleanup"})
+	rcv, secret := testsupport.Receiver{Namespace: ns, Name: "rcv", Provider: imv1.ProviderTencent, AppID: "1400000001",
+		Token: "a-token-that-is-at-least-32-bytes-long"}.Objects()
+	rcv.UID, rcv.Status = "", imv1.ChatReceiverStatus{}
+	NewWithT(t).Expect(c.Create(context.Background(), secret)).To(Succeed())
+	NewWithT(t).Expect(c.Create(context.Background(), rcv)).To(Succeed())
+	cg := newGroup(t, c, ns, "@TGS#2C5SZEAEF", map[string]string{"selected": "cleanup", imv1.ReceiverLabel: "rcv"})
 	key := client.ObjectKeyFromObject(cg)
 	disbandedAt := metav1.NewMicroTime(time.Date(2026, 11, 22, 10, 0, 2, 0, time.UTC))
 	writeGroupStatus(t, c, key, func(st *imv1.ChatGroupStatus) {
@@ -129,6 +135,13 @@ func TestChatGroupReconciler_cleanupTrigger(t *testing.T) {
 		g.Eventually(func() bool {
 			return isNotFound(c.Get(context.Background(), key, &imv1.ChatGroup{}))
 		}, timeout, interval).Should(BeTrue())
+
+		// M1: the receiver keeps the disband time, so that a late event
+		// of this incarnation does not bring the group back.
+		got := &imv1.ChatReceiver{}
+		g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(rcv), got)).To(Succeed())
+		g.Expect(got.Status.FenceFor(key.Name)).NotTo(BeNil())
+		g.Expect(got.Status.FenceFor(key.Name).Time).To(BeTemporally("==", disbandedAt.Time))
 	})
 }
 

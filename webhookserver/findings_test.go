@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -100,4 +101,31 @@ func TestServer_preCreatedGroupGetsReceiverLabels(t *testing.T) {
 	g.Expect(cg.Labels).To(HaveKeyWithValue("mine", "yes"))
 	g.Expect(cg.Labels).To(HaveKeyWithValue("team", "mine"), "the user's own value is kept")
 	g.Expect(cg.Status.Departed).To(HaveLen(2))
+}
+
+func TestServer_M1_lateEventDoesNotResurrectDeletedGroup(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t)
+	ctx := context.Background()
+	name := imv1.ChatGroupName(imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	// What ttlAfterDisband's deletion leaves behind on the receiver.
+	rcv := &imv1.ChatReceiver{}
+	g.Expect(h.client.Get(ctx, types.NamespacedName{Namespace: testNS, Name: "tencent"}, rcv)).To(Succeed())
+	rcv.Status.DisbandFences = []imv1.DisbandFence{{Name: name,
+		DisbandedAt: metav1.NewMicroTime(time.UnixMilli(1670574414123 + 1000)), DeletedAt: metav1.NewTime(h.now)}}
+	g.Expect(h.client.Status().Update(ctx, rcv)).To(Succeed())
+
+	rec := h.do(http.MethodPost, h.exitURL(), tencentExitBody) // happened a second before the disband
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+	g.Expect(rec.Body.String()).To(ContainSubstring(`"ErrorInfo":"stale"`))
+	err := h.client.Get(ctx, types.NamespacedName{Namespace: testNS, Name: name}, &imv1.ChatGroup{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the deleted group is not re-created: %v", err)
+
+	// An event newer than the disband starts the group again, fenced.
+	newer := strings.Replace(tencentExitBody, "1670574414123", "1670574416123", 1)
+	h.now = h.now.Add(time.Second)
+	rec = h.do(http.MethodPost, h.exitURL(), newer)
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	g.Expect(cg.Status.DisbandedAt.Time).To(BeTemporally("==", time.UnixMilli(1670574414123+1000)))
 }

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -96,6 +98,46 @@ type ChatReceiverStatus struct {
 	// most once every 30 seconds.
 	// +optional
 	LastEventTime *metav1.Time `json:"lastEventTime,omitempty"`
+
+	// disbandFences remember the ChatGroups that ttlAfterDisband deleted
+	// recently, with their disband time, so that a late event of the old
+	// incarnation does not bring the group back. The ChatGroup reconciler
+	// writes them; they are kept for an hour.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	DisbandFences []DisbandFence `json:"disbandFences,omitempty"`
+}
+
+// DisbandFence is the disband time of a deleted ChatGroup.
+type DisbandFence struct {
+	// name is the deleted ChatGroup's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// disbandedAt is the group's disbandedAt: events not newer than it do
+	// not re-create the group.
+	// +required
+	DisbandedAt metav1.MicroTime `json:"disbandedAt"`
+
+	// deletedAt is when the ChatGroup was deleted.
+	// +required
+	DeletedAt metav1.Time `json:"deletedAt"`
+}
+
+// DisbandFenceTTL is how long a DisbandFence is kept: longer than any
+// delay with which a callback can still arrive.
+const DisbandFenceTTL = time.Hour
+
+// FenceFor returns the disband time fencing the ChatGroup name, or nil.
+func (s *ChatReceiverStatus) FenceFor(name string) *metav1.MicroTime {
+	for i := range s.DisbandFences {
+		if s.DisbandFences[i].Name == name {
+			return &s.DisbandFences[i].DisbandedAt
+		}
+	}
+	return nil
 }
 
 // ChatReceiver configures a callback endpoint for one IM application.

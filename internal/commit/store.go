@@ -2,7 +2,9 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,9 +49,14 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 	cg := q.last
 	fromAPI := false
 	for range maxConflictRetries {
+		var fence *metav1.MicroTime
 		if cg == nil {
 			var err error
-			if cg, err = c.getOrCreate(ctx, target, fromAPI); err != nil {
+			cg, fence, err = c.getOrCreate(ctx, target, fromAPI, batchEvents)
+			if errors.Is(err, errFenced) {
+				return allStale(len(batch)), nil
+			}
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -62,6 +69,11 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 			return nil, err
 		}
 		base := cg.DeepCopy()
+		if fence != nil && cg.Status.DisbandedAt == nil {
+			// Re-created after ttlAfterDisband deleted it: the old
+			// incarnation's events stay fenced off.
+			cg.Status.DisbandedAt = fence
+		}
 		results := groupstate.Reduce(&cg.Status, batchEvents, c.opts.Limits)
 		if equality.Semantic.DeepEqual(base.Status, cg.Status) {
 			q.last = base
@@ -129,9 +141,36 @@ func (c *Committer) ensureLabels(ctx context.Context, cg *imv1.ChatGroup, target
 	return nil
 }
 
+// errFenced means every event of a batch is older than the disband of a
+// ChatGroup that ttlAfterDisband deleted: nothing is to be re-created.
+var errFenced = errors.New("events of a deleted incarnation")
+
+func allStale(n int) []groupstate.ApplyResult {
+	results := make([]groupstate.ApplyResult, n)
+	for i := range results {
+		results[i] = groupstate.Stale
+	}
+	return results
+}
+
+// fence returns the disband time the receiver remembers for a deleted
+// ChatGroup, or nil.
+func (c *Committer) fence(ctx context.Context, target Target) (*metav1.MicroTime, error) {
+	rcv := &imv1.ChatReceiver{}
+	if err := c.client.Get(ctx, target.Receiver, rcv); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading ChatReceiver %s: %w", target.Receiver, err)
+	}
+	return rcv.Status.FenceFor(target.Key.Name), nil
+}
+
 // getOrCreate reads the ChatGroup (from the cache unless fromAPI) and
-// creates it when it does not exist.
-func (c *Committer) getOrCreate(ctx context.Context, target Target, fromAPI bool) (*imv1.ChatGroup, error) {
+// creates it when it does not exist, unless every event is fenced off by
+// the disband of a deleted incarnation (errFenced). It returns that
+// disband time for a group it created.
+func (c *Committer) getOrCreate(ctx context.Context, target Target, fromAPI bool, evs []groupstate.GroupEvent) (*imv1.ChatGroup, *metav1.MicroTime, error) {
 	var reader client.Reader = c.client
 	if fromAPI {
 		reader = c.reader
@@ -139,16 +178,30 @@ func (c *Committer) getOrCreate(ctx context.Context, target Target, fromAPI bool
 	cg := &imv1.ChatGroup{}
 	err := reader.Get(ctx, target.Key, cg)
 	if err == nil {
-		return cg, nil
+		return cg, nil, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("reading ChatGroup %s: %w", target.Key, err)
+		return nil, nil, fmt.Errorf("reading ChatGroup %s: %w", target.Key, err)
 	}
-	cg = &imv1.ChatGroup{
+	fence, err := c.fence(ctx, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fence != nil && !slices.ContainsFunc(evs, func(ev groupstate.GroupEvent) bool { return ev.EventTime.After(fence.Time) }) {
+		return nil, nil, errFenced
+	}
+	cg, err = c.create(ctx, target)
+	return cg, fence, err
+}
+
+// create creates the ChatGroup; when it exists already, it is read from
+// the API server.
+func (c *Committer) create(ctx context.Context, target Target) (*imv1.ChatGroup, error) {
+	cg := &imv1.ChatGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: target.Key.Namespace, Name: target.Key.Name, Labels: target.Labels},
 		Spec:       target.Spec,
 	}
-	err = c.client.Create(ctx, cg)
+	err := c.client.Create(ctx, cg)
 	switch {
 	case err == nil:
 		apiWrites.WithLabelValues("create", "ok").Inc()
