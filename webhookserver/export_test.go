@@ -3,6 +3,7 @@ package webhookserver
 import (
 	"time"
 
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -17,3 +18,10 @@ func NewForTest(c client.Client, opts Options, now func() time.Time) *Server {
 
 // ReceiverPaths is the WebhookPathIndex function, for fake clients.
 var ReceiverPaths = receiverPaths
+
+// NewForTestWithRecorder is NewForTest with an event recorder.
+func NewForTestWithRecorder(c client.Client, opts Options, now func() time.Time, recorder events.EventRecorder) *Server {
+	s := newServer(c, c, recorder, log.Log, opts)
+	s.now = now
+	return s
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +13,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-
-	"chatgroup.dev/chatgroup-operator/webhookserver"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 func TestServer_R7_futureEventTimeIsRejected(t *testing.T) {
@@ -128,4 +130,88 @@ func TestServer_M1_lateEventDoesNotResurrectDeletedGroup(t *testing.T) {
 	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
 	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
 	g.Expect(cg.Status.DisbandedAt.Time).To(BeTemporally("==", time.UnixMilli(1670574414123+1000)))
+}
+
+// droppedTotal reads chatgroup_dropped_events_total{reason} from the
+// controller-runtime registry.
+func droppedTotal(g Gomega, reason string) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "chatgroup_dropped_events_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestServer_M4_permanentErrorAfter503IsReported(t *testing.T) {
+	g := NewWithT(t)
+	c := fakeClient(receivers...).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*imv1.ChatGroup); ok {
+				time.Sleep(150 * time.Millisecond) // past the commit budget
+				return apierrors.NewForbidden(imv1.GroupVersion.WithResource("chatgroups").GroupResource(), "x",
+					fmt.Errorf("exceeded quota: count/chatgroups.im.chatgroup.dev"))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	recorder := events.NewFakeRecorder(10)
+	opts := webhookserver.DefaultOptions()
+	opts.CommitBudget = 50 * time.Millisecond
+	now := time.Unix(1670574474, 0)
+	srv := webhookserver.NewForTestWithRecorder(c, opts, func() time.Time { return now }, recorder)
+	before := droppedTotal(g, "permanent")
+
+	req := httptest.NewRequest(http.MethodPost, imv1.WebhookPath(testNS, "openim", openIMToken)+"/callbackAfterQuitGroupCommand",
+		strings.NewReader(openIMQuitBody))
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable), rec.Body.String())
+
+	g.Eventually(recorder.Events).WithTimeout(5 * time.Second).Should(Receive(ContainSubstring("EventsDropped")))
+	g.Expect(droppedTotal(g, "permanent") - before).To(Equal(1.0))
+}
+
+func TestServer_M3_shutdownDropsAreReportedBeforeStartReturns(t *testing.T) {
+	g := NewWithT(t)
+	c := fakeClient(receivers...).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*imv1.ChatGroup); ok {
+				return fmt.Errorf("connection refused")
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	recorder := events.NewFakeRecorder(10)
+	opts := webhookserver.DefaultOptions()
+	opts.Addr, opts.CommitBudget = "127.0.0.1:0", 50*time.Millisecond
+	srv := webhookserver.NewForTestWithRecorder(c, opts, time.Now, recorder)
+	before := droppedTotal(g, "shutdown")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Start(ctx) }()
+	g.Eventually(srv.BoundAddr).ShouldNot(BeEmpty())
+	url := "http://" + srv.BoundAddr() + imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterQuitGroupCommand"
+	resp, err := http.Post(url, "application/json", strings.NewReader(openIMQuitBody))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.Body.Close()).To(Succeed())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusServiceUnavailable))
+
+	cancel()
+	g.Eventually(stopped).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+	// At the moment Start returns (and the process may exit), the drop is
+	// already counted and reported.
+	g.Expect(droppedTotal(g, "shutdown") - before).To(Equal(1.0))
+	g.Expect(recorder.Events).To(Receive(ContainSubstring("EventsDropped")))
 }
