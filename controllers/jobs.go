@@ -194,6 +194,7 @@ type jobEvent struct {
 	MembersOmitted int32          `json:"membersOmitted,omitempty"`
 	Operator       string         `json:"operator,omitempty"`
 	Message        string         `json:"message,omitempty"`
+	JoinType       string         `json:"joinType,omitempty"`
 	Time           string         `json:"time"`
 	Key            string         `json:"key"`
 }
@@ -206,7 +207,7 @@ func eventJSON(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]byte
 		Provider: cg.Spec.Provider, AppID: cg.Spec.AppID, GroupID: cg.Spec.GroupID,
 		Trigger: trigger, Seq: e.Seq, Kind: e.Kind, Reason: string(e.Reason),
 		Members: e.Members, MembersOmitted: e.MembersOmitted,
-		Operator: e.Operator, Message: e.Message, Time: e.Time.UTC().Format(time.RFC3339Nano), Key: e.Key,
+		Operator: e.Operator, Message: e.Message, JoinType: e.JoinType, Time: e.Time.UTC().Format(time.RFC3339Nano), Key: e.Key,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding the event: %w", err)

@@ -117,6 +117,19 @@ type Departure struct {
 	At metav1.MicroTime `json:"at"`
 }
 
+// ProfileField is a group profile value and the time of the event that set
+// it.
+type ProfileField struct {
+	// value is the field's value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Value string `json:"value"`
+
+	// time is the time of the event that set value.
+	// +required
+	Time metav1.MicroTime `json:"time"`
+}
+
 // LastEvent describes the most recently applied event.
 type LastEvent struct {
 	// kind is the event's kind.
@@ -169,6 +182,12 @@ type JournalEntry struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	Operator string `json:"operator,omitempty"`
+
+	// joinType says how members joined (MembersJoined), when the platform
+	// says: Apply or Invited (Tencent), Invited, Search or QRCode (OpenIM).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	JoinType string `json:"joinType,omitempty"`
 
 	// time is the event's time.
 	// +required
@@ -293,6 +312,16 @@ type ChatGroupStatus struct {
 	// nameTime is the time of the event that set name.
 	// +optional
 	NameTime *metav1.MicroTime `json:"nameTime,omitempty"`
+
+	// introduction, notification and faceURL are the group's profile
+	// fields, each with the time of the event that set it
+	// (last-writer-wins).
+	// +optional
+	Introduction *ProfileField `json:"introduction,omitempty"`
+	// +optional
+	Notification *ProfileField `json:"notification,omitempty"`
+	// +optional
+	FaceURL *ProfileField `json:"faceURL,omitempty"`
 
 	// infoTime is the time of the newest profile change (InfoChanged
 	// without members): an InfoChanged event that is not newer is stale and

@@ -18,6 +18,11 @@ const (
 // writes.
 func statusBytes(st *imv1.ChatGroupStatus) int {
 	n := fixedBytes + len(st.Name) + len(st.Type) + len(st.Owner) + keyBytes*len(st.RecentKeys)
+	for _, f := range []*imv1.ProfileField{st.Introduction, st.Notification, st.FaceURL} {
+		if f != nil {
+			n += len(f.Value) + 60
+		}
+	}
 	for _, m := range st.Members {
 		n += memberBytes + len(m.UserID)
 	}

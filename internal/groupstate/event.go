@@ -48,6 +48,12 @@ type GroupEvent struct {
 	Name string
 	// Type is the normalised group type, when the event carries one.
 	Type string
+	// Introduction, Notification and FaceURL are the group profile fields
+	// the event sets; nil when it leaves them unchanged.
+	Introduction, Notification, FaceURL *string
+	// JoinType says how members joined (MembersJoined): Tencent's JoinType
+	// (Apply, Invited) or OpenIM's joinSource (Invited, Search, QRCode).
+	JoinType string
 	// EventTime is the platform's event time; zero when the platform sent
 	// none, in which case the server stamps the arrival time and sets
 	// Untimed.
@@ -99,6 +105,14 @@ func (ev *GroupEvent) Validate() error {
 		return fmt.Errorf("group type is longer than %d bytes", MaxTypeLength)
 	}
 	ev.Name = TruncateUTF8(ev.Name, MaxTextLength)
+	if len(ev.JoinType) > MaxTypeLength {
+		return fmt.Errorf("join type is longer than %d bytes", MaxTypeLength)
+	}
+	for _, f := range []*string{ev.Introduction, ev.Notification, ev.FaceURL} {
+		if f != nil {
+			*f = TruncateUTF8(*f, MaxTextLength)
+		}
+	}
 	ev.Message = TruncateUTF8(ev.Message, MaxTextLength)
 	return nil
 }

@@ -220,3 +220,24 @@ func TestReduce_H3_statusStaysWithinByteBudget(t *testing.T) {
 	g.Expect(len(st.Members)).To(BeNumerically("<", int(st.MemberCount)), "the member list is truncated")
 	g.Expect(st.Journal[0].MembersOmitted).To(BeNumerically(">", 0), "journal member lists go first")
 }
+
+func TestReduce_C3_keepsJoinTypeKickReasonAndProfile(t *testing.T) {
+	g := NewWithT(t)
+	s := func(v string) *string { return &v }
+	join := ev(imv1.EventMembersJoined, 10, "a")
+	join.JoinType = "Invited"
+	k := kick(20, "a")
+	k.Message = "spamming"
+	notice, intro := ev(imv1.EventInfoChanged, 30), ev(imv1.EventInfoChanged, 25)
+	notice.Notification, notice.Key = s("new notice"), "notice"
+	intro.Introduction, intro.Notification, intro.Key = s("about us"), s("old notice"), "intro"
+	for i, order := range [][]GroupEvent{{join, k, notice, intro}, {intro, notice, k, join}} {
+		st, _ := reduceEach(testLimits, order...)
+		if i == 0 {
+			g.Expect(st.Journal).To(ContainElement(HaveField("JoinType", "Invited")))
+		}
+		g.Expect(st.Departed).To(ConsistOf(HaveField("Message", "spamming")))
+		g.Expect(st.Notification.Value).To(Equal("new notice"), "last-writer-wins per field")
+		g.Expect(st.Introduction.Value).To(Equal("about us"))
+	}
+}

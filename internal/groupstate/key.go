@@ -12,7 +12,7 @@ import (
 // CanonicalKey derives the event's deduplication key from its decoded
 // content, not from the raw body: the provider, appID, group, kind, the
 // members sorted with their roles, reason, message, operator, owner, name,
-// type and, when the platform sent one, the event time, plus requestID
+// type, join type, profile fields and, when the platform sent one, the event time, plus requestID
 // (OpenIM's operationID; empty for Tencent). Every part is length-prefixed,
 // so no two different events share an input. Key order, escapes, number
 // formats and unknown fields of the body do not change it. The first 32 hex
@@ -20,8 +20,15 @@ import (
 func (ev *GroupEvent) CanonicalKey(requestID string) string {
 	h := sha256.New()
 	for _, part := range []string{string(ev.Provider), ev.AppID, ev.GroupID, string(ev.Kind), string(ev.Reason),
-		ev.Message, ev.Operator, ev.Owner, ev.Name, ev.Type, requestID} {
+		ev.Message, ev.Operator, ev.Owner, ev.Name, ev.Type, ev.JoinType, requestID} {
 		writePart(h, part)
+	}
+	for _, f := range []*string{ev.Introduction, ev.Notification, ev.FaceURL} {
+		if f == nil {
+			writePart(h, "")
+		} else {
+			writePart(h, "\x01"+*f)
+		}
 	}
 	if !ev.Untimed {
 		writePart(h, strconv.FormatInt(ev.EventTime.UnixMicro(), 10))

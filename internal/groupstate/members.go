@@ -146,6 +146,7 @@ func (g *groupState) journal(ev *GroupEvent, size int) {
 		Reason:   ev.Reason,
 		Message:  ev.Message, // bounded by Validate
 		Operator: ev.Operator,
+		JoinType: ev.JoinType,
 		Time:     metav1.NewMicroTime(ev.EventTime),
 		Key:      ev.Key,
 	}

@@ -269,10 +269,30 @@ func (g *groupState) setProfile(ev *GroupEvent) bool {
 		st.NameTime = microTime(ev.EventTime)
 	}
 	changed = g.setType(ev.Type) || changed
+	for _, f := range []struct {
+		dst **imv1.ProfileField
+		v   *string
+	}{{&st.Introduction, ev.Introduction}, {&st.Notification, ev.Notification}, {&st.FaceURL, ev.FaceURL}} {
+		changed = setProfileField(f.dst, f.v, ev.EventTime) || changed
+	}
 	if ev.Owner != "" {
 		changed = g.setOwner(ev.Owner, ev.EventTime) || changed
 	}
 	return changed
+}
+
+// setProfileField sets a profile field to v at t, last-writer-wins; nil
+// leaves it unchanged.
+func setProfileField(dst **imv1.ProfileField, v *string, t time.Time) bool {
+	if v == nil {
+		return false
+	}
+	cur := *dst
+	if cur != nil && !newer(t, &cur.Time, *v, cur.Value) {
+		return false
+	}
+	*dst = &imv1.ProfileField{Value: *v, Time: metav1.NewMicroTime(t)}
+	return cur == nil || cur.Value != *v
 }
 
 func (g *groupState) setType(typ string) bool {

@@ -67,6 +67,7 @@ func canonical(command string) string {
 func decodeCreate(p *payload, ev *groupstate.GroupEvent) error {
 	ev.Name, ev.Owner, ev.Operator = string(p.GroupName), p.OwnerUserID, p.CreatorUserID
 	ev.Type = groupType(p.GroupType)
+	setProfile(p, ev)
 	ev.Members = initMembers(p.InitMemberList, p.OwnerUserID)
 	return nil
 }
@@ -76,6 +77,7 @@ func decodeCreate(p *payload, ev *groupstate.GroupEvent) error {
 func decodeJoin(p *payload, ev *groupstate.GroupEvent) error {
 	ev.Members = []groupstate.Member{{UserID: p.InviterUserID, Role: imv1.RoleMember}}
 	ev.Operator = p.InviterUserID
+	ev.JoinType = joinSources[p.JoinSource]
 	return nil
 }
 
@@ -108,8 +110,26 @@ func decodeDismiss(p *payload, ev *groupstate.GroupEvent) error {
 // did not change.
 func decodeSetInfo(p *payload, ev *groupstate.GroupEvent) error {
 	ev.Name = string(p.GroupName)
+	setProfile(p, ev)
 	return nil
 }
+
+// setProfile reads the profile fields; OpenIM leaves a field unchanged
+// when it is empty (or null).
+func setProfile(p *payload, ev *groupstate.GroupEvent) {
+	for _, f := range []struct {
+		dst **string
+		v   wrappedString
+	}{{&ev.Introduction, p.Introduction}, {&ev.Notification, p.Notification}, {&ev.FaceURL, p.FaceURL}} {
+		if f.v != "" {
+			v := string(f.v)
+			*f.dst = &v
+		}
+	}
+}
+
+// joinSources names OpenIM's joinSource values.
+var joinSources = map[int32]string{2: "Invited", 3: "Search", 4: "QRCode"}
 
 func decodeTransfer(p *payload, ev *groupstate.GroupEvent) error {
 	if p.NewOwnerUserID == "" {

@@ -47,6 +47,10 @@ type payload struct {
 	// callbackAfterCreateGroupCommand (sdkws.GroupInfo promoted) and
 	// callbackAfterSetGroupInfoCommand.
 	GroupName      wrappedString   `json:"groupName"`
+	Notification   wrappedString   `json:"notification"`
+	Introduction   wrappedString   `json:"introduction"`
+	FaceURL        wrappedString   `json:"faceURL"`
+	JoinSource     int32           `json:"joinSource"`
 	OwnerUserID    string          `json:"ownerUserID"`
 	CreatorUserID  string          `json:"creatorUserID"`
 	GroupType      json.RawMessage `json:"groupType"`

@@ -38,7 +38,7 @@ func TestProvider_Decode_everyCommand(t *testing.T) {
 	}{
 		{CreateGroup, groupstate.GroupEvent{Kind: imv1.EventCreated, GroupID: "3188466436", Name: "g1", Owner: "u1", Operator: "u1",
 			Type: "Work", Members: []m{{UserID: "u1", Role: imv1.RoleOwner}, {UserID: "u2", Role: imv1.RoleMember}, {UserID: "u3", Role: imv1.RoleMember}}}},
-		{JoinGroup, groupstate.GroupEvent{Kind: imv1.EventMembersJoined, GroupID: "G001", Operator: "user789",
+		{JoinGroup, groupstate.GroupEvent{Kind: imv1.EventMembersJoined, GroupID: "G001", Operator: "user789", JoinType: "Search", // C3: joinSource
 			Members: []m{{UserID: "user789", Role: imv1.RoleMember}}}},
 		{QuitGroup, groupstate.GroupEvent{Kind: imv1.EventMembersLeft, GroupID: "G001", Operator: "user123",
 			Reason: imv1.LeaveQuit, Members: []m{{UserID: "user123"}}}},

@@ -61,7 +61,7 @@ func decodeJoin(p *payload, ev *groupstate.GroupEvent) error {
 	if len(members) == 0 {
 		return errors.New("NewMemberList is empty")
 	}
-	ev.Members = members
+	ev.Members, ev.JoinType = members, p.JoinType
 	return nil
 }
 
@@ -90,9 +90,12 @@ func decodeDestroyed(p *payload, ev *groupstate.GroupEvent) error {
 	return err
 }
 
-// decodeInfoChanged has nothing to add: only the changed fields are
-// present, and Name, read for every command, is the one we keep.
-func decodeInfoChanged(*payload, *groupstate.GroupEvent) error { return nil }
+// decodeInfoChanged reads the profile fields: only the changed ones are
+// present (Name is read for every command).
+func decodeInfoChanged(p *payload, ev *groupstate.GroupEvent) error {
+	ev.Introduction, ev.Notification, ev.FaceURL = p.Introduction, p.Notification, p.FaceURL
+	return nil
+}
 
 func decodeOwnerChanged(p *payload, ev *groupstate.GroupEvent) error {
 	if p.NewOwnerAccount == "" {

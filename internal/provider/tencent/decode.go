@@ -35,6 +35,10 @@ type payload struct {
 	NewOwnerAccount string    `json:"NewOwner_Account"`
 	MemberAccount   string    `json:"Member_Account"`
 	Role            string    `json:"Role"`
+	JoinType        string    `json:"JoinType"`
+	Introduction    *string   `json:"Introduction"`
+	Notification    *string   `json:"Notification"`
+	FaceURL         *string   `json:"FaceUrl"`
 	EventTime       eventTime `json:"EventTime"`
 }
 

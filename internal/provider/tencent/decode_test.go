@@ -48,12 +48,13 @@ func TestProvider_Decode_everyCommand(t *testing.T) {
 			Owner: "leckie", Name: "MyFirstGroup", Type: "Public",
 			Members: append(members(imv1.RoleMember, "bob", "peter"), groupstate.Member{UserID: "leckie", Role: imv1.RoleOwner})}},
 		{NewMemberJoin, groupstate.GroupEvent{Kind: imv1.EventMembersJoined, GroupID: "@TGS#2J4SZEAEL", Operator: "leckie",
-			Type: "Public", Members: members(imv1.RoleMember, "jared", "tommy")}},
+			Type: "Public", JoinType: "Apply", Members: members(imv1.RoleMember, "jared", "tommy")}}, // C3: JoinType
 		{MemberExit, groupstate.GroupEvent{Kind: imv1.EventMembersLeft, GroupID: "@TGS#2J4SZEAEL", Operator: "leckie",
 			Type: "Public", Reason: imv1.LeaveKicked, Members: members("", "jared", "tommy")}},
 		{GroupDestroyed, groupstate.GroupEvent{Kind: imv1.EventDisbanded, GroupID: "@TGS#2J4SZEAEL", Owner: "leckie",
 			Name: "MyFirstGroup", Type: "Public", Members: members("", "leckie", "peter", "bob")}},
-		{GroupInfoChanged, groupstate.GroupEvent{Kind: imv1.EventInfoChanged, GroupID: "@TGS#2J4SZEAEL", Operator: "leckie", Type: "Public"}},
+		{GroupInfoChanged, groupstate.GroupEvent{Kind: imv1.EventInfoChanged, GroupID: "@TGS#2J4SZEAEL", Operator: "leckie", Type: "Public",
+			Notification: ptr("NewNotification")}}, // C3: the profile fields
 		{ChangeGroupOwner, groupstate.GroupEvent{Kind: imv1.EventOwnerChanged, GroupID: "@TGS#2TTV7VSII", Operator: "admin",
 			Owner: "user2", Type: "Public"}},
 		{MemberFieldChanged, groupstate.GroupEvent{Kind: imv1.EventInfoChanged, GroupID: "@TGS#xxxx", Operator: "admin",
@@ -69,6 +70,8 @@ func TestProvider_Decode_everyCommand(t *testing.T) {
 		})
 	}
 }
+
+func ptr(s string) *string { return &s }
 
 func TestProvider_Decode_quirks(t *testing.T) {
 	decode := func(body string) (groupstate.GroupEvent, error) {
