@@ -85,7 +85,8 @@ type GroupMember struct {
 	JoinedAt *metav1.MicroTime `json:"joinedAt,omitempty"`
 
 	// roleTime is the time of the event that set role: roles are
-	// last-writer-wins by it, so they do not depend on arrival order.
+	// last-writer-wins by it, so they do not depend on arrival order. It is
+	// omitted when it equals joinedAt.
 	// +optional
 	RoleTime *metav1.MicroTime `json:"roleTime,omitempty"`
 }

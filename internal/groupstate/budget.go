@@ -8,29 +8,33 @@ import (
 // names, quotes and timestamps. They err on the large side.
 const (
 	fixedBytes     = 4096 // scalar fields, conditions, triggers, lastEvent
-	memberBytes    = 110  // {"userID":"","role":"Member","joinedAt":"…","roleTime":"…"},
+	memberBytes    = 75   // {"userID":"","role":"Member","joinedAt":"…"},
+	roleTimeBytes  = 45   // ,"roleTime":"…"
 	departureBytes = 90   // {"userID":"","reason":"Kicked","operator":"","at":"…"},
-	entryBytes     = 160  // a journal entry without members, message and operator
-	keyBytes       = 48
+	entryBytes     = 160  // a journal entry without members, message, operator and key
+	keyBytes       = 4    // quotes and comma around a key
 )
 
 // statusBytes estimates the JSON size of the parts of st the reducer
 // writes.
 func statusBytes(st *imv1.ChatGroupStatus) int {
-	n := fixedBytes + len(st.Name) + len(st.Type) + len(st.Owner) + keyBytes*len(st.RecentKeys)
+	n := fixedBytes + len(st.Name) + len(st.Type) + len(st.Owner)
+	for _, k := range st.RecentKeys {
+		n += keyBytes + len(k)
+	}
 	for _, f := range []*imv1.ProfileField{st.Introduction, st.Notification, st.FaceURL} {
 		if f != nil {
 			n += len(f.Value) + 60
 		}
 	}
 	for _, m := range st.Members {
-		n += memberBytes + len(m.UserID)
+		n += memberSize(m)
 	}
 	for _, d := range st.Departed {
 		n += departureBytes + len(d.UserID) + len(d.Operator) + len(d.Message)
 	}
 	for _, e := range st.Journal {
-		n += entryBytes + len(e.Message) + len(e.Operator)
+		n += entryBytes + len(e.Message) + len(e.Operator) + len(e.Key) + len(e.JoinType)
 		for _, m := range e.Members {
 			n += len(m) + 3
 		}
@@ -66,8 +70,15 @@ func fitBudget(st *imv1.ChatGroupStatus, lim Limits) {
 		st.Departed = st.Departed[1:]
 	}
 	for over > 0 && len(st.Members) > 0 {
-		m := st.Members[len(st.Members)-1]
-		over -= memberBytes + len(m.UserID)
+		over -= memberSize(st.Members[len(st.Members)-1])
 		st.Members = st.Members[:len(st.Members)-1]
 	}
+}
+
+func memberSize(m imv1.GroupMember) int {
+	n := memberBytes + len(m.UserID)
+	if m.RoleTime != nil {
+		n += roleTimeBytes
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package groupstate
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -211,11 +212,18 @@ func TestReduce_H3_statusStaysWithinByteBudget(t *testing.T) {
 		users = append(users, id("m", i))
 	}
 	st := &imv1.ChatGroupStatus{}
-	Reduce(st, []GroupEvent{ev(imv1.EventMembersJoined, 0, users...)}, lim)
+	join := ev(imv1.EventMembersJoined, 0, users...)
+	join.Key = join.CanonicalKey("")
+	Reduce(st, []GroupEvent{join}, lim)
 	for i := range 64 {
-		Reduce(st, []GroupEvent{quit(10+i, users[i*3:i*3+3]...)}, lim)
+		q := quit(10+i, users[i*3:i*3+3]...)
+		q.Key = q.CanonicalKey("")
+		Reduce(st, []GroupEvent{q}, lim)
 	}
 	g.Expect(statusBytes(st)).To(BeNumerically("<=", lim.MaxStatusBytes))
+	written, err := json.Marshal(st)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(len(written)).To(BeNumerically("<=", lim.MaxStatusBytes), "the estimate is never below the real size")
 	g.Expect(st.MemberCount).To(Equal(int32(2000-64*3)), "memberCount stays exact")
 	g.Expect(len(st.Members)).To(BeNumerically("<", int(st.MemberCount)), "the member list is truncated")
 	g.Expect(st.Journal[0].MembersOmitted).To(BeNumerically(">", 0), "journal member lists go first")

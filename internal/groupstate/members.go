@@ -184,6 +184,11 @@ func (g *groupState) store(lim Limits) {
 
 	members := make([]imv1.GroupMember, 0, len(g.members))
 	for _, m := range g.members {
+		if m.RoleTime != nil && m.JoinedAt != nil && m.RoleTime.Equal(m.JoinedAt) {
+			// Most roles are set by the join: roleTime is written only
+			// when it differs from joinedAt, which it defaults to.
+			m.RoleTime = nil
+		}
 		members = append(members, m)
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].UserID < members[j].UserID })

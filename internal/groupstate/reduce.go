@@ -93,6 +93,9 @@ func loadGroupState(st *imv1.ChatGroupStatus) *groupState {
 		keys:     make(map[string]keyRecord, len(st.RecentKeys)),
 	}
 	for _, m := range st.Members {
+		if m.RoleTime == nil {
+			m.RoleTime = m.JoinedAt // stored compactly: see store
+		}
 		g.members[m.UserID] = m
 	}
 	for _, d := range st.Departed {
