@@ -215,3 +215,27 @@ func TestServer_M3_shutdownDropsAreReportedBeforeStartReturns(t *testing.T) {
 	g.Expect(droppedTotal(g, "shutdown") - before).To(Equal(1.0))
 	g.Expect(recorder.Events).To(Receive(ContainSubstring("EventsDropped")))
 }
+
+func TestServer_N3_nameCollisionRaisesWarningOnReceiver(t *testing.T) {
+	g := NewWithT(t)
+	c := fakeClient(receivers...).Build()
+	name := imv1.ChatGroupName(imv1.ProviderOpenIM, "", "G001")
+	// Another group already holds the name (a collision, or a wrong
+	// pre-created object).
+	g.Expect(c.Create(context.Background(), &imv1.ChatGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: name},
+		Spec:       imv1.ChatGroupSpec{Provider: imv1.ProviderOpenIM, GroupID: "other"},
+	})).To(Succeed())
+	recorder := events.NewFakeRecorder(10)
+	srv := webhookserver.NewForTestWithRecorder(c, webhookserver.DefaultOptions(), time.Now, recorder)
+	before := droppedTotal(g, "permanent")
+
+	req := httptest.NewRequest(http.MethodPost, imv1.WebhookPath(testNS, "openim", openIMToken)+"/callbackAfterQuitGroupCommand",
+		strings.NewReader(openIMQuitBody))
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	g.Expect(rec.Code).To(Equal(http.StatusInternalServerError), rec.Body.String())
+	g.Expect(recorder.Events).To(Receive(And(ContainSubstring("Warning"), ContainSubstring("EventsDropped"), ContainSubstring("another group"))))
+	g.Expect(droppedTotal(g, "permanent") - before).To(Equal(1.0))
+}
