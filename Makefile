@@ -107,6 +107,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./internal/provider/openim/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecodeReduce$$' -fuzztime $${FUZZTIME:-30s}
+	go test ./internal/provider/openim/ -run '^$$' -fuzz '^FuzzDecodeReduce$$' -fuzztime $${FUZZTIME:-30s}
 	PROPERTY_ROUNDS=$${PROPERTY_ROUNDS:-100000} go test ./internal/groupstate/ -run 'TestReduce_convergence|TestReduce_untimedRetries' -count=1
 
 .PHONY: test-faults

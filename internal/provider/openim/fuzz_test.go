@@ -18,3 +18,14 @@ func FuzzDecode(f *testing.F) {
 		providercheck.Decode(t, Provider{}, command, body)
 	})
 }
+
+// FuzzDecodeReduce runs decoded events through the reducer (security
+// audit I1); see providercheck.Reduce.
+func FuzzDecodeReduce(f *testing.F) {
+	for cmd, name := range samples {
+		f.Add(cmd, sample(f, name))
+	}
+	f.Fuzz(func(t *testing.T, command string, body []byte) {
+		providercheck.Reduce(t, Provider{}, command, body)
+	})
+}

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/api/equality"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
@@ -56,5 +59,35 @@ func checkDecoded(t testing.TB, name imv1.Provider, ev groupstate.GroupEvent) {
 	}
 	if y := ev.EventTime.Year(); !ev.EventTime.IsZero() && (y < 1970 || y > 9999) {
 		t.Fatalf("event time %v cannot be stored", ev.EventTime)
+	}
+}
+
+// Reduce runs a decoded event through the reducer (security audit I1):
+// whatever a body decodes to, reducing it must not panic, must keep
+// memberCount at least the listed members, and a redelivery of the same
+// event must be a duplicate that changes nothing.
+func Reduce(t testing.TB, p provider.Provider, command string, body []byte) {
+	t.Helper()
+	ev, err := p.Decode(command, body)
+	if err != nil || ev.Validate() != nil {
+		return
+	}
+	if ev.EventTime.IsZero() {
+		ev.EventTime, ev.Untimed = time.Unix(1700000000, 0), true
+	}
+	ev.EventTime = ev.EventTime.UTC().Truncate(time.Microsecond)
+	ev.Key = ev.CanonicalKey("")
+	lim := groupstate.Limits{MaxMembers: 100, MaxDeparted: 100, JournalSize: 8, DedupeWindow: 16}
+	st := &imv1.ChatGroupStatus{}
+	groupstate.Reduce(st, []groupstate.GroupEvent{ev}, lim)
+	if int(st.MemberCount) < len(st.Members) {
+		t.Fatalf("memberCount %d below the %d listed members", st.MemberCount, len(st.Members))
+	}
+	before := st.DeepCopy()
+	if r := groupstate.Reduce(st, []groupstate.GroupEvent{ev}, lim); r[0] != groupstate.Duplicate {
+		t.Fatalf("a redelivery is %q, not a duplicate", r[0])
+	}
+	if !equality.Semantic.DeepEqual(before.Members, st.Members) || before.LastSeq != st.LastSeq {
+		t.Fatal("a duplicate changed the status")
 	}
 }
