@@ -103,7 +103,7 @@ local-cluster: ## Build the full local control plane: the envtest binaries, kube
 	@$(BUILD_TOOLS) $(LOCAL_BINARIES)
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s), then the reducer property tests for PROPERTY_ROUNDS (default 100000).
 	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./internal/provider/openim/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	go test ./internal/provider/tencent/ -run '^$$' -fuzz '^FuzzDecodeReduce$$' -fuzztime $${FUZZTIME:-30s}
