@@ -95,9 +95,15 @@ func startManagerWith(t *testing.T, namespace string, opts Options) (stop func()
 		Scheme:     env.Scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,
+		Client:     ClientOptions(),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
+	// Secrets are not watched: the tests that change one see the change
+	// at the next recheck.
+	if opts.SecretRecheckInterval == 0 {
+		opts.SecretRecheckInterval = time.Second
+	}
 	g.Expect(SetupWithManager(mgr, opts)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

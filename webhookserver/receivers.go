@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -33,9 +32,9 @@ func (s *Server) findReceiver(ctx context.Context, path string) (*imv1.ChatRecei
 // credentials reads the receiver's appID and its Secret's tokens and basic
 // auth.
 func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provider.Credentials, error) {
-	var secret corev1.Secret
 	key := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
-	if err := s.client.Get(ctx, key, &secret); err != nil {
+	secret, err := s.secrets.Get(ctx, key)
+	if err != nil {
 		return provider.Credentials{}, fmt.Errorf("reading the receiver's Secret %s: %w", key.Name, err)
 	}
 	c := provider.Credentials{AppID: rcv.Spec.AppID}

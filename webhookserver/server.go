@@ -24,6 +24,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
+	"chatgroup.dev/chatgroup-operator/internal/secrets"
 )
 
 // WebhookPathIndex indexes ChatReceivers by their current and previous
@@ -37,6 +38,9 @@ type Server struct {
 	opts      Options
 	client    client.Client
 	committer *commit.Committer
+	// secrets reads receiver Secrets from the API server with a short
+	// cache: the operator does not watch Secrets (security audit H1).
+	secrets   *secrets.Reader
 	replay    *replayCache
 	log       logr.Logger
 	now       func() time.Time
@@ -60,8 +64,9 @@ var (
 	_ manager.LeaderElectionRunnable = &Server{}
 )
 
-// New builds a callback server that reads receivers and Secrets through the
-// manager's cache and writes ChatGroups through its client.
+// New builds a callback server that reads receivers through the manager's
+// cache, Secrets one by one from the API server (internal/secrets), and
+// writes ChatGroups through its client.
 func New(mgr manager.Manager, opts Options) *Server {
 	log := ctrl.Log.WithName("webhookserver")
 	return newServer(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("chatgroup-callbacks"), log, opts)
@@ -73,6 +78,7 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		opts:           opts,
 		client:         c,
 		committer:      commit.New(c, reader, recorder, log, opts.commitOptions()),
+		secrets:        secrets.NewReader(reader, secrets.DefaultTTL),
 		replay:         newReplayCache(opts.SignWindow, 100000),
 		log:            log,
 		now:            time.Now,
