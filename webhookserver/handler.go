@@ -79,7 +79,7 @@ func (s *Server) route(c *call) bool {
 	}
 	rcv, err := s.findReceiver(c.r.Context(), base)
 	if err != nil {
-		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+		return c.failPrivately(http.StatusServiceUnavailable, "unavailable", err)
 	}
 	if rcv == nil {
 		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
@@ -116,7 +116,7 @@ func (s *Server) admit(c *call) bool {
 func (s *Server) authenticate(c *call) bool {
 	creds, err := s.credentials(c.r.Context(), c.rcv)
 	if err != nil {
-		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+		return c.failPrivately(http.StatusServiceUnavailable, "unavailable", err)
 	}
 	// The path is derived from the token: a path from a token no longer in
 	// the Secret is unknown even before the index catches up.
@@ -250,5 +250,14 @@ func (c *call) reply(status int, result string, o provider.Outcome) {
 func (c *call) fail(status int, result string, err error) bool {
 	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
 	c.reply(status, result, provider.Outcome{Code: status, Message: err.Error()})
+	return false
+}
+
+// failPrivately is fail for errors that name internals (a Secret, the
+// operator's ServiceAccount): the caller, who may not have authenticated
+// yet, gets only the status text; the log keeps the detail.
+func (c *call) failPrivately(status int, result string, err error) bool {
+	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
+	c.reply(status, result, provider.Outcome{Code: status, Message: http.StatusText(status)})
 	return false
 }
