@@ -129,9 +129,11 @@ func (r *ChatGroupReconciler) advanceCursor(ctx context.Context, cg *imv1.ChatGr
 	ts.Cursor = cursor
 }
 
-// startJob creates the Job for one journal entry. It reports false without
-// an error when the API server rejected the Job: that is a problem in the
-// trigger, recorded in obs, and the trigger waits until it is changed.
+// startJob creates the Job for one journal entry, as the trigger's
+// ServiceAccount. It reports false without an error when the API server
+// refused the Job: a rejected template, or a ServiceAccount that may not
+// create it. That is a problem in the trigger or in the namespace's RBAC,
+// recorded in obs, and the trigger waits until it is fixed.
 func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger,
 	entry *imv1.JournalEntry, ts *imv1.TriggerStatus, obs *groupObservation) (bool, error) {
 	job, err := buildJob(cg, trig, entry)
@@ -141,12 +143,17 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 	if err := controllerutil.SetControllerReference(cg, job, r.scheme); err != nil {
 		return false, fmt.Errorf("setting the owner of Job %s: %w", job.Name, err)
 	}
+	sa := triggerServiceAccount(trig)
+	jobs, err := r.jobClients.For(cg.Namespace, sa)
+	if err != nil {
+		return false, err
+	}
 
-	err = r.client.Create(ctx, job)
+	err = jobs.Create(ctx, job)
 	switch {
 	case err == nil:
 		triggerJobs.WithLabelValues("created").Inc()
-		ctrl.LoggerFrom(ctx).Info("Created Job", "job", job.Name, "trigger", trig.Name, "seq", entry.Seq)
+		ctrl.LoggerFrom(ctx).Info("Created Job", "job", job.Name, "trigger", trig.Name, "seq", entry.Seq, "serviceAccount", sa)
 		r.recorder.Eventf(cg, job, corev1.EventTypeNormal, jobCreatedReason, runTriggerAction,
 			"Created Job %s for trigger %s (%s, seq %d)", job.Name, trig.Name, journalReason(entry), entry.Seq)
 	case apierrors.IsAlreadyExists(err):
@@ -158,6 +165,11 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 			return false, err
 		}
 		triggerJobs.WithLabelValues("exists").Inc()
+	case apierrors.IsForbidden(err):
+		triggerJobs.WithLabelValues("forbidden").Inc()
+		obs.forbidden = append(obs.forbidden, fmt.Sprintf("ChatGroupTrigger %s: ServiceAccount %s may not create the Job for seq %d: %v",
+			trig.Name, sa, entry.Seq, err))
+		return false, nil
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		triggerJobs.WithLabelValues("rejected").Inc()
 		obs.problems = append(obs.problems, fmt.Sprintf("ChatGroupTrigger %s: Job for seq %d rejected: %v", trig.Name, entry.Seq, err))

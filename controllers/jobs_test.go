@@ -119,7 +119,7 @@ func TestBuildJob(t *testing.T) {
 	g.Expect(values).To(HaveKeyWithValue(EnvSeq, "4"))
 	g.Expect(values).To(HaveKeyWithValue(EnvEvent, "MembersLeft"))
 	g.Expect(values).To(HaveKeyWithValue(EnvReason, "Kicked"))
-	g.Expect(values).To(HaveKeyWithValue(EnvMembers, "bob,carol"))
+	g.Expect(values).To(HaveKeyWithValue(EnvMembers, "bob\ncarol"))
 	g.Expect(values).To(HaveKeyWithValue(EnvMembersOmitted, "2"))
 	g.Expect(values).To(HaveKeyWithValue(EnvEventTime, "2026-01-02T03:04:05.000006Z"))
 	g.Expect(values[EnvEventJSON]).To(MatchJSON(`{

@@ -110,6 +110,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		writes:     newStatusWrites(),
 		now:        time.Now,
 		deliveries: sends,
+		// Jobs are created as the trigger's ServiceAccount, never as the
+		// operator (security audit M7).
+		jobClients: newImpersonatingClients(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper()),
 	}
 	if err := groups.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the ChatGroup controller: %w", err)

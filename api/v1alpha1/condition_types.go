@@ -35,6 +35,9 @@ const (
 	SecretNotFoundReason    = "SecretNotFound"
 	TokenNotFoundReason     = "TokenNotFound"
 	InvalidSpecReason       = "InvalidSpec"
+	// JobForbiddenReason: a trigger's ServiceAccount may not create its
+	// Job (RBAC or admission in the namespace).
+	JobForbiddenReason = "JobForbidden"
 )
 
 // Secret keys read from a ChatReceiver's secretRef.

@@ -152,3 +152,22 @@ func startOperator(t *testing.T, cfg *rest.Config, env *testsupport.Env) string 
 	g.Eventually(srv.BoundAddr, 30*time.Second, 50*time.Millisecond).ShouldNot(BeEmpty())
 	return "http://" + srv.BoundAddr()
 }
+
+// TestRBAC_M7_managerImpersonatesServiceAccountsOnly: the operator may not
+// create Jobs itself; it may only impersonate ServiceAccounts (to create
+// them as a trigger's ServiceAccount), not users or groups.
+func TestRBAC_M7_managerImpersonatesServiceAccountsOnly(t *testing.T) {
+	env := testsupport.Start(t)
+	g := NewWithT(t)
+	installOperator(t, env)
+	kubectl := filepath.Join(testsupport.BinDir(), "kubectl")
+	canI := func(args ...string) string {
+		out, _ := exec.Command(kubectl, append([]string{"--kubeconfig", env.Kubeconfig, "auth", "can-i"},
+			append(args, "--as="+managerServiceAccount)...)...).CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	g.Expect(canI("create", "jobs.batch", "--all-namespaces")).To(Equal("no"))
+	g.Expect(canI("impersonate", "serviceaccounts", "--all-namespaces")).To(Equal("yes"))
+	g.Expect(canI("impersonate", "users")).To(Equal("no"))
+	g.Expect(canI("impersonate", "groups")).To(Equal("no"))
+}
