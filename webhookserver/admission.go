@@ -93,11 +93,15 @@ type receiverLimiter struct {
 }
 
 // limiter returns the receiver's rate limiter, made anew when its
-// spec.rateLimit changed.
+// spec.rateLimit changed. The limit is the receiver's own, capped by the
+// operator's ceiling (--callback-max-receiver-rate and -burst), which is
+// also the default.
 func (s *Server) limiter(rcv *imv1.ChatReceiver) *rate.Limiter {
-	spec := imv1.RateLimit{RequestsPerSecond: 2000, Burst: 4000}
+	ceiling := imv1.RateLimit{RequestsPerSecond: clampInt32(s.opts.MaxReceiverRate), Burst: clampInt32(float64(s.opts.MaxReceiverBurst))}
+	spec := ceiling
 	if rcv.Spec.RateLimit != nil {
-		spec = *rcv.Spec.RateLimit
+		spec.RequestsPerSecond = min(rcv.Spec.RateLimit.RequestsPerSecond, ceiling.RequestsPerSecond)
+		spec.Burst = min(rcv.Spec.RateLimit.Burst, ceiling.Burst)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -107,4 +111,72 @@ func (s *Server) limiter(rcv *imv1.ChatReceiver) *rate.Limiter {
 		s.limiters[rcv.UID] = l
 	}
 	return l.limiter
+}
+
+// clampInt32 converts a positive option to the API's int32, at least 1.
+func clampInt32(v float64) int32 {
+	return int32(max(1, min(v, float64(1<<31-1))))
+}
+
+// maxFailureSources bounds the source addresses whose failed
+// authentications are tracked.
+const maxFailureSources = 10000
+
+// failures holds each source address's budget of failed authentications.
+// A source past its budget still gets its requests authenticated (behind a
+// proxy, the platform and an attacker may share an address), but its
+// failures are answered 429 without a log line each, so a flood of forged
+// requests cannot flood the logs, and it is told to back off.
+type failures struct {
+	mu      sync.Mutex
+	perSec  rate.Limit
+	burst   int
+	sources map[netip.Addr]*rate.Limiter
+}
+
+func newFailures(perSec float64, burst int) *failures {
+	return &failures{perSec: rate.Limit(perSec), burst: burst, sources: map[netip.Addr]*rate.Limiter{}}
+}
+
+// charge spends one failed authentication of the source's budget, and
+// reports false when the budget was already spent.
+func (f *failures) charge(remoteAddr string, now time.Time) bool {
+	addr, ok := sourceAddr(remoteAddr)
+	if !ok {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.sources[addr]
+	if !ok {
+		if len(f.sources) >= maxFailureSources {
+			f.forgetRested(now)
+		}
+		l = rate.NewLimiter(f.perSec, f.burst)
+		f.sources[addr] = l
+	}
+	return l.AllowN(now, 1)
+}
+
+// forgetRested drops the sources whose budget is full again (they are as
+// good as new), and every source if that frees nothing.
+func (f *failures) forgetRested(now time.Time) {
+	for a, l := range f.sources {
+		if l.TokensAt(now) >= float64(f.burst) {
+			delete(f.sources, a)
+		}
+	}
+	if len(f.sources) >= maxFailureSources {
+		clear(f.sources)
+	}
+}
+
+// sourceAddr is the address of a request's RemoteAddr.
+func sourceAddr(remoteAddr string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	return addr.Unmap(), err == nil
 }

@@ -47,7 +47,7 @@ type call struct {
 // store, reply. Each step answers the request itself when it fails.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := s.newCall(w, r)
-	if !s.route(c) || !s.admit(c) || !s.authenticate(c) {
+	if !s.route(c) || !s.admit(c) || !s.authenticate(c) || !s.rateLimit(c) {
 		return
 	}
 	ev, ok := s.decode(c)
@@ -97,15 +97,22 @@ func (s *Server) route(c *call) bool {
 	return true
 }
 
-// admit checks the method, the source address and the receiver's rate
-// limit.
+// admit checks the method and the source address.
 func (s *Server) admit(c *call) bool {
 	switch {
 	case c.r.Method != http.MethodPost:
 		return c.fail(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Errorf("method %s not allowed, use POST", c.r.Method))
 	case !sourceAllowed(c.rcv.Spec.AllowedCIDRs, c.r.RemoteAddr):
 		return c.fail(http.StatusForbidden, "forbidden", errors.New("source address not in allowedCIDRs"))
-	case !s.limiter(c.rcv).Allow():
+	}
+	return true
+}
+
+// rateLimit spends one of the receiver's requests. Only authenticated
+// requests count, so that unsigned requests to a known path cannot starve
+// the platform's own callbacks (security audit M5).
+func (s *Server) rateLimit(c *call) bool {
+	if !s.limiter(c.rcv).AllowN(s.now(), 1) {
 		return c.fail(http.StatusTooManyRequests, "rate_limited", errors.New("rate limit exceeded"))
 	}
 	return true
@@ -127,7 +134,7 @@ func (s *Server) authenticate(c *call) bool {
 		}
 	}
 	if pathToken < 0 {
-		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+		return s.authFailed(c, http.StatusNotFound, "not_found", errNoReceiver)
 	}
 	c.auth, err = c.prov.Authenticate(c.r, creds, s.now(), s.opts.SignWindow)
 	if err != nil {
@@ -136,7 +143,7 @@ func (s *Server) authenticate(c *call) bool {
 		if errors.As(err, &authErr) {
 			status, result = authErr.Status, authErr.Result
 		}
-		return c.fail(status, result, err)
+		return s.authFailed(c, status, result, err)
 	}
 	if c.auth.Token < 0 {
 		c.auth.Token = pathToken
@@ -259,5 +266,17 @@ func (c *call) fail(status int, result string, err error) bool {
 func (c *call) failPrivately(status int, result string, err error) bool {
 	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
 	c.reply(status, result, provider.Outcome{Code: status, Message: http.StatusText(status)})
+	return false
+}
+
+// authFailed answers a request that failed authentication, charging its
+// source's budget of failures; past the budget the answer is 429 and
+// nothing is logged.
+func (s *Server) authFailed(c *call, status int, result string, err error) bool {
+	if s.failures.charge(c.r.RemoteAddr, s.now()) {
+		return c.fail(status, result, err)
+	}
+	c.reply(http.StatusTooManyRequests, "auth_rate_limited",
+		provider.Outcome{Code: http.StatusTooManyRequests, Message: "too many failed authentications from this source"})
 	return false
 }

@@ -33,6 +33,17 @@ type Options struct {
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
 	Limits groupstate.Limits
+	// MaxReceiverRate and MaxReceiverBurst are the operator's ceiling on
+	// every receiver's spec.rateLimit: a tenant sets its own limit, but
+	// never above these (per replica).
+	MaxReceiverRate  float64
+	MaxReceiverBurst int
+	// FailedAuthRate and FailedAuthBurst are each source address's budget
+	// of requests that fail authentication; beyond it the source gets 429
+	// before its credentials are checked. Failed requests never spend a
+	// receiver's own rate limit, so they cannot starve the platform.
+	FailedAuthRate  float64
+	FailedAuthBurst int
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
@@ -48,6 +59,10 @@ func DefaultOptions() Options {
 		SignWindow:        60 * time.Second,
 		MaxBodyBytes:      4 << 20,
 		CommitConcurrency: 64,
+		MaxReceiverRate:   2000,
+		MaxReceiverBurst:  4000,
+		FailedAuthRate:    1,
+		FailedAuthBurst:   20,
 		Limits: groupstate.Limits{
 			MaxMembers:   10000,
 			MaxDeparted:  1000,
@@ -67,7 +82,15 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxPending, "callback-max-pending", o.MaxPending,
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
-		"Allowed difference between the signing time of a Tencent callback and the server clock.")
+		"Allowed difference between the signing time of a Tencent callback and the server clock (at most 5m: a captured callback URL is valid this long).")
+	fs.Float64Var(&o.MaxReceiverRate, "callback-max-receiver-rate", o.MaxReceiverRate,
+		"Ceiling on every ChatReceiver's spec.rateLimit.requestsPerSecond, per replica.")
+	fs.IntVar(&o.MaxReceiverBurst, "callback-max-receiver-burst", o.MaxReceiverBurst,
+		"Ceiling on every ChatReceiver's spec.rateLimit.burst, per replica.")
+	fs.Float64Var(&o.FailedAuthRate, "callback-failed-auth-rate", o.FailedAuthRate,
+		"Requests per second each source address may fail authentication before it gets 429.")
+	fs.IntVar(&o.FailedAuthBurst, "callback-failed-auth-burst", o.FailedAuthBurst,
+		"Burst of failed authentications allowed per source address.")
 	fs.Int64Var(&o.MaxBodyBytes, "callback-max-body-bytes", o.MaxBodyBytes, "Maximum callback body size (413 above it).")
 	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
 		"Maximum ChatGroups committed in parallel.")
@@ -91,7 +114,9 @@ func (o *Options) Validate() error {
 	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
-	check(o.SignWindow > 0, "tencent-sign-window must be positive")
+	check(o.SignWindow > 0 && o.SignWindow <= MaxSignWindow, "tencent-sign-window must be in (0, %s]", MaxSignWindow)
+	check(o.MaxReceiverRate > 0 && o.MaxReceiverBurst > 0, "callback-max-receiver-rate and -burst must be positive")
+	check(o.FailedAuthRate > 0 && o.FailedAuthBurst > 0, "callback-failed-auth-rate and -burst must be positive")
 	check(o.MaxBodyBytes > 0, "callback-max-body-bytes must be positive")
 	check(o.CommitConcurrency > 0, "callback-commit-concurrency must be positive")
 	check(o.Limits.MaxMembers > 0 && o.Limits.MaxMembers <= 50000, "max-members must be in 1..50000")
@@ -100,6 +125,11 @@ func (o *Options) Validate() error {
 	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
 	return errors.Join(errs...)
 }
+
+// MaxSignWindow caps --tencent-sign-window. A Tencent Sign covers only the
+// token and the request time, so a captured callback URL can carry any
+// body for the whole window (security audit M1).
+const MaxSignWindow = 5 * time.Minute
 
 // drainTimeout is how long queued events get to be stored on shutdown.
 const drainTimeout = 5 * time.Second

@@ -2,14 +2,20 @@ package webhookserver_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
+	. "chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 // The tests in this file are named after the findings of the security
@@ -48,4 +54,59 @@ func TestServer_M6_controlCharactersInIDsAreRejected(t *testing.T) {
 			g.Expect(groups.Items).To(BeEmpty())
 		})
 	}
+}
+
+// TestServer_M5_rateLimitCountsOnlyAuthenticatedRequests: unsigned
+// requests to a known path do not spend the receiver's rate limit; past
+// their source's budget of failures they get 429, yet the platform's
+// signed callbacks from the same address still get through.
+func TestServer_M5_rateLimitCountsOnlyAuthenticatedRequests(t *testing.T) {
+	g := NewWithT(t)
+	r := testsupport.Receiver{Name: "tencent", Provider: imv1.ProviderTencent, Token: tencentToken,
+		RateLimit: &imv1.RateLimit{RequestsPerSecond: 1, Burst: 2}}
+	h := newHarnessWithClient(t, fakeClient(r).Build(), func(o *Options) { o.FailedAuthBurst = 5 })
+
+	unsigned := h.exitURL(func(s *tencenttest.Sender) { s.Token = "wrong" })
+	codes := map[int]int{}
+	for range 50 {
+		codes[h.do(http.MethodPost, unsigned, tencentExitBody).Code]++
+	}
+	g.Expect(codes).To(Equal(map[int]int{http.StatusUnauthorized: 5, http.StatusTooManyRequests: 45}))
+
+	rec := h.do(http.MethodPost, h.exitURL(), exitOf("G1"))
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+
+	// The receiver's own limit still holds for authenticated requests.
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G2")).Code).To(Equal(http.StatusOK))
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G3")).Code).To(Equal(http.StatusTooManyRequests))
+}
+
+// exitOf is the sample member exit for another group.
+func exitOf(groupID string) string {
+	return strings.Replace(tencentExitBody, "@TGS#2J4SZEAEL", groupID, 1)
+}
+
+// TestServer_H2_operatorCeilingCapsReceiverRateLimits: a tenant cannot set
+// its own rate limit above the operator's ceiling.
+func TestServer_H2_operatorCeilingCapsReceiverRateLimits(t *testing.T) {
+	g := NewWithT(t)
+	r := testsupport.Receiver{Name: "tencent", Provider: imv1.ProviderTencent, Token: tencentToken,
+		RateLimit: &imv1.RateLimit{RequestsPerSecond: 1000000, Burst: 1000000}}
+	h := newHarnessWithClient(t, fakeClient(r).Build(), func(o *Options) { o.MaxReceiverRate, o.MaxReceiverBurst = 1, 3 })
+	codes := map[int]int{}
+	for i := range 5 {
+		codes[h.do(http.MethodPost, h.exitURL(), exitOf(fmt.Sprint("G", i))).Code]++
+	}
+	g.Expect(codes).To(Equal(map[int]int{http.StatusOK: 3, http.StatusTooManyRequests: 2}))
+}
+
+// TestOptions_M1_signWindowIsCapped: a captured Tencent URL is a bearer
+// credential for the whole window, so the window cannot be made long.
+func TestOptions_M1_signWindowIsCapped(t *testing.T) {
+	g := NewWithT(t)
+	o := DefaultOptions()
+	o.SignWindow = MaxSignWindow
+	g.Expect(o.Validate()).To(Succeed())
+	o.SignWindow = MaxSignWindow + time.Second
+	g.Expect(o.Validate()).To(MatchError(ContainSubstring("tencent-sign-window must be in (0, 5m0s]")))
 }

@@ -40,8 +40,10 @@ type Server struct {
 	committer *commit.Committer
 	// secrets reads receiver Secrets from the API server with a short
 	// cache: the operator does not watch Secrets (security audit H1).
-	secrets   *secrets.Reader
-	replay    *replayCache
+	secrets *secrets.Reader
+	replay  *replayCache
+	// failures is each source's budget of failed authentications.
+	failures  *failures
 	log       logr.Logger
 	now       func() time.Time
 	listening atomic.Bool
@@ -80,6 +82,7 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		committer:      commit.New(c, reader, recorder, log, opts.commitOptions()),
 		secrets:        secrets.NewReader(reader, secrets.DefaultTTL),
 		replay:         newReplayCache(opts.SignWindow, 100000),
+		failures:       newFailures(opts.FailedAuthRate, opts.FailedAuthBurst),
 		log:            log,
 		now:            time.Now,
 		background:     background,
