@@ -198,8 +198,13 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 	if err != nil {
 		status, result := http.StatusServiceUnavailable, "unavailable"
 		var perm commit.PermanentError
-		if errors.As(err, &perm) {
+		switch {
+		case errors.As(err, &perm):
 			status, result = http.StatusInternalServerError, "error"
+		case errors.Is(err, errGroupLimit):
+			status, result = http.StatusTooManyRequests, "group_limit"
+		case errors.Is(err, errReceiverBusy):
+			status, result = http.StatusTooManyRequests, "receiver_busy"
 		}
 		return "", c.fail(status, result, err)
 	}
@@ -214,12 +219,16 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 // commit submits the event for its ChatGroup and waits for the result.
 func (s *Server) commit(ctx context.Context, rcv *imv1.ChatReceiver, ev groupstate.GroupEvent) (groupstate.ApplyResult, error) {
 	spec := imv1.ChatGroupSpec{Provider: ev.Provider, AppID: ev.AppID, GroupID: ev.GroupID}
-	done, err := s.committer.Submit(commit.Target{
+	target := commit.Target{
 		Key:      types.NamespacedName{Namespace: rcv.Namespace, Name: imv1.ChatGroupName(spec.Provider, spec.AppID, spec.GroupID)},
 		Spec:     spec,
 		Labels:   groupLabels(rcv),
 		Receiver: types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name},
-	}, ev)
+	}
+	if err := s.checkGroupLimit(ctx, target); err != nil {
+		return "", err
+	}
+	done, err := s.submit(target, ev)
 	if err != nil {
 		return "", err
 	}

@@ -33,6 +33,13 @@ type Options struct {
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
 	Limits groupstate.Limits
+	// MaxPendingPerReceiver bounds one receiver's events waiting to be
+	// committed, so that one tenant's stuck events cannot fill the shared
+	// queue (MaxPending).
+	MaxPendingPerReceiver int
+	// MaxGroupsPerReceiver bounds the ChatGroups one receiver creates; 0
+	// means no bound.
+	MaxGroupsPerReceiver int
 	// MaxReceiverRate and MaxReceiverBurst are the operator's ceiling on
 	// every receiver's spec.rateLimit: a tenant sets its own limit, but
 	// never above these (per replica).
@@ -52,17 +59,19 @@ type Options struct {
 // DefaultOptions returns the defaults, which the flags show.
 func DefaultOptions() Options {
 	return Options{
-		Addr:              ":8082",
-		CommitBudget:      1500 * time.Millisecond,
-		RetryTimeout:      10 * time.Minute,
-		MaxPending:        20000,
-		SignWindow:        60 * time.Second,
-		MaxBodyBytes:      4 << 20,
-		CommitConcurrency: 64,
-		MaxReceiverRate:   2000,
-		MaxReceiverBurst:  4000,
-		FailedAuthRate:    1,
-		FailedAuthBurst:   20,
+		Addr:                  ":8082",
+		CommitBudget:          1500 * time.Millisecond,
+		RetryTimeout:          10 * time.Minute,
+		MaxPending:            20000,
+		SignWindow:            60 * time.Second,
+		MaxBodyBytes:          4 << 20,
+		CommitConcurrency:     64,
+		MaxPendingPerReceiver: 2000,
+		MaxGroupsPerReceiver:  10000,
+		MaxReceiverRate:       2000,
+		MaxReceiverBurst:      4000,
+		FailedAuthRate:        1,
+		FailedAuthBurst:       20,
 		Limits: groupstate.Limits{
 			MaxMembers:   10000,
 			MaxDeparted:  1000,
@@ -83,6 +92,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
 		"Allowed difference between the signing time of a Tencent callback and the server clock (at most 5m: a captured callback URL is valid this long).")
+	fs.IntVar(&o.MaxPendingPerReceiver, "callback-max-pending-per-receiver", o.MaxPendingPerReceiver,
+		"Maximum events of one ChatReceiver waiting to be stored; beyond it its callbacks get 429 at once.")
+	fs.IntVar(&o.MaxGroupsPerReceiver, "max-chatgroups-per-receiver", o.MaxGroupsPerReceiver,
+		"Maximum ChatGroups one ChatReceiver creates; callbacks for new groups beyond it get 429. 0: no limit.")
 	fs.Float64Var(&o.MaxReceiverRate, "callback-max-receiver-rate", o.MaxReceiverRate,
 		"Ceiling on every ChatReceiver's spec.rateLimit.requestsPerSecond, per replica.")
 	fs.IntVar(&o.MaxReceiverBurst, "callback-max-receiver-burst", o.MaxReceiverBurst,
@@ -114,6 +127,8 @@ func (o *Options) Validate() error {
 	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
+	check(o.MaxPendingPerReceiver > 0, "callback-max-pending-per-receiver must be positive")
+	check(o.MaxGroupsPerReceiver >= 0, "max-chatgroups-per-receiver must not be negative")
 	check(o.SignWindow > 0 && o.SignWindow <= MaxSignWindow, "tencent-sign-window must be in (0, %s]", MaxSignWindow)
 	check(o.MaxReceiverRate > 0 && o.MaxReceiverBurst > 0, "callback-max-receiver-rate and -burst must be positive")
 	check(o.FailedAuthRate > 0 && o.FailedAuthBurst > 0, "callback-failed-auth-rate and -burst must be positive")

@@ -11,6 +11,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
@@ -109,4 +111,75 @@ func TestOptions_M1_signWindowIsCapped(t *testing.T) {
 	g.Expect(o.Validate()).To(Succeed())
 	o.SignWindow = MaxSignWindow + time.Second
 	g.Expect(o.Validate()).To(MatchError(ContainSubstring("tencent-sign-window must be in (0, 5m0s]")))
+}
+
+// signedExit is a member exit for groupID, signed for the Tencent receiver
+// name with token.
+func (h *harness) signedExit(name, token string) string {
+	sender := tencenttest.Sender{AppID: testAppID, Token: token}
+	u, err := sender.URL(fakeBase, imv1.WebhookPath(testNS, name, token), "Group.CallbackAfterMemberExit", h.now)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// TestServer_H2_chatGroupsPerReceiverAreCapped: a receiver cannot create
+// ChatGroups beyond --max-chatgroups-per-receiver; its existing groups
+// still get their events.
+func TestServer_H2_chatGroupsPerReceiverAreCapped(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, func(o *Options) { o.MaxGroupsPerReceiver = 3 })
+	codes := map[int]int{}
+	for i := range 5 {
+		rec := h.do(http.MethodPost, h.exitURL(), exitOf(fmt.Sprint("G", i)))
+		codes[rec.Code]++
+		if rec.Code == http.StatusTooManyRequests {
+			g.Expect(rec.Body.String()).To(ContainSubstring("maximum number of ChatGroups"))
+		}
+	}
+	g.Expect(codes).To(Equal(map[int]int{http.StatusOK: 3, http.StatusTooManyRequests: 2}))
+	var groups imv1.ChatGroupList
+	g.Expect(h.client.List(context.Background(), &groups)).To(Succeed())
+	g.Expect(groups.Items).To(HaveLen(3))
+
+	h.now = h.now.Add(time.Second)
+	g.Expect(h.do(http.MethodPost, h.exitURL(), strings.Replace(exitOf("G0"), "jared", "someone", 1)).Code).To(Equal(http.StatusOK))
+}
+
+// TestServer_H2_pendingEventsArePerReceiver: while one tenant's writes are
+// stuck, its callbacks use up only its own share of the queue, and another
+// tenant's callbacks are still stored.
+func TestServer_H2_pendingEventsArePerReceiver(t *testing.T) {
+	g := NewWithT(t)
+	stuck := make(chan struct{})
+	tenants := []testsupport.Receiver{
+		{Name: "tenant-a", Provider: imv1.ProviderTencent, Token: "token-a"},
+		{Name: "tenant-b", Provider: imv1.ProviderTencent, Token: "token-b"},
+	}
+	c := fakeClient(tenants...).WithInterceptorFuncs(interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			if obj.GetLabels()[imv1.ReceiverLabel] == "tenant-a" {
+				<-stuck
+			}
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+	}).Build()
+	h := newHarnessWithClient(t, c, func(o *Options) { o.MaxPendingPerReceiver, o.CommitBudget = 2, slowMachineCommitBudget })
+
+	// Three events of tenant-a: two take its two slots and wait for the
+	// stuck writes, the third is refused at once.
+	codes := make(chan int, 3)
+	for i := range 3 {
+		url, body := h.signedExit("tenant-a", "token-a"), exitOf(fmt.Sprint("A", i))
+		go func() { codes <- h.do(http.MethodPost, url, body).Code }()
+	}
+	g.Expect(<-codes).To(Equal(http.StatusTooManyRequests))
+
+	// Meanwhile tenant-b's events are stored.
+	rec := h.do(http.MethodPost, h.signedExit("tenant-b", "token-b"), exitOf("B0"))
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+
+	close(stuck)
+	g.Expect([]int{<-codes, <-codes}).To(Equal([]int{http.StatusOK, http.StatusOK}))
 }

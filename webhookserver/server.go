@@ -58,6 +58,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	limiters    map[types.UID]*receiverLimiter
+	pending     map[types.NamespacedName]int
 	lastRecords map[types.UID]time.Time
 }
 
@@ -88,6 +89,7 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		background:     background,
 		stopBackground: stop,
 		limiters:       map[types.UID]*receiverLimiter{},
+		pending:        map[types.NamespacedName]int{},
 		lastRecords:    map[types.UID]time.Time{},
 	}
 }
