@@ -17,3 +17,6 @@ func NewForTest(c client.Client, opts Options, now func() time.Time) *Server {
 
 // ReceiverPaths is the WebhookPathIndex function, for fake clients.
 var ReceiverPaths = receiverPaths
+
+// RouteForLog is the path as logged.
+var RouteForLog = routeForLog

@@ -109,13 +109,39 @@ func splitPath(p string) (base, suffix string, ok bool) {
 	return imv1.WebhookPathPrefix + hash, suffix, true
 }
 
-// routeForLog keeps the secret part of a path out of logs.
+// routeForLog keeps the secret part of a path out of logs, whatever the
+// path's shape (a doubled slash, a missing or extra segment): every run of
+// more than 8 hex digits is cut to its first 8, as MaskWebhookPath does
+// for well-formed paths, and long paths are truncated.
 func routeForLog(p string) string {
 	if _, _, ok := splitPath(p); ok {
 		return imv1.MaskWebhookPath(p)
 	}
-	if len(p) > 64 {
-		p = p[:64] + "..."
+	var b strings.Builder
+	run := 0
+	for _, r := range p {
+		if isHexDigit(r) {
+			if run++; run == maskedHexDigits+1 {
+				b.WriteString("…")
+			}
+			if run > maskedHexDigits {
+				continue
+			}
+		} else {
+			run = 0
+		}
+		b.WriteRune(r)
 	}
-	return p
+	out := b.String()
+	if len(out) > 64 {
+		out = out[:64] + "..."
+	}
+	return out
+}
+
+// maskedHexDigits is how many hex digits of a run routeForLog keeps.
+const maskedHexDigits = 8
+
+func isHexDigit(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
 }

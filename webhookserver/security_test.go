@@ -183,3 +183,27 @@ func TestServer_H2_pendingEventsArePerReceiver(t *testing.T) {
 	close(stuck)
 	g.Expect([]int{<-codes, <-codes}).To(Equal([]int{http.StatusOK, http.StatusOK}))
 }
+
+// TestRouteForLog_L3_masksPathsWhateverTheirShape: no more than 8 hex
+// digits of a webhook path reach the log, even when the path is malformed.
+func TestRouteForLog_L3_masksPathsWhateverTheirShape(t *testing.T) {
+	path := imv1.WebhookPath(testNS, "openim", openIMToken)
+	hash := strings.TrimPrefix(path, imv1.WebhookPathPrefix)
+	for _, p := range []string{
+		path,
+		path + "/callbackAfterQuitGroupCommand",
+		path + "//callbackAfterQuitGroupCommand",
+		"/" + path,
+		imv1.WebhookPathPrefix + "/" + hash,
+		path + "/a/b",
+		"/other/" + hash + "x",
+		strings.ToUpper(path) + "/x",
+	} {
+		t.Run(p[len(p)-12:], func(t *testing.T) {
+			g := NewWithT(t)
+			logged := RouteForLog(p)
+			g.Expect(strings.ToLower(logged)).NotTo(ContainSubstring(hash[:9]))
+			g.Expect(strings.ToLower(logged)).To(ContainSubstring(hash[:8]))
+		})
+	}
+}
