@@ -157,14 +157,9 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 		r.recorder.Eventf(cg, job, corev1.EventTypeNormal, jobCreatedReason, runTriggerAction,
 			"Created Job %s for trigger %s (%s, seq %d)", job.Name, trig.Name, journalReason(entry), entry.Seq)
 	case apierrors.IsAlreadyExists(err):
-		// Created before a crash or by an earlier reconcile whose cursor
-		// update was lost: the deterministic name makes this the same
-		// work, as long as the Job really is ours.
-		if err := r.verifyExistingJob(ctx, cg, trig.Name, entry.Seq, job.Name); err != nil {
-			triggerJobs.WithLabelValues("error").Inc()
+		if ours, err := r.adoptExistingJob(ctx, cg, trig.Name, entry.Seq, job.Name, obs); !ours || err != nil {
 			return false, err
 		}
-		triggerJobs.WithLabelValues("exists").Inc()
 	case apierrors.IsForbidden(err):
 		triggerJobs.WithLabelValues("forbidden").Inc()
 		obs.forbidden = append(obs.forbidden, fmt.Sprintf("ChatGroupTrigger %s: ServiceAccount %s may not create the Job for seq %d: %v",
@@ -183,17 +178,38 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 	return true, nil
 }
 
+// adoptExistingJob handles a Job that already has the entry's name. It was
+// created before a crash or by an earlier reconcile whose cursor update was
+// lost: the deterministic name makes it the same work, as long as the Job
+// really is ours. A Job that is not is a problem for the user, recorded in
+// obs.
+func (r *ChatGroupReconciler) adoptExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64,
+	name string, obs *groupObservation) (bool, error) {
+	ours, err := r.verifyExistingJob(ctx, cg, trigger, seq, name)
+	switch {
+	case err != nil:
+		triggerJobs.WithLabelValues("error").Inc()
+		return false, err
+	case !ours:
+		triggerJobs.WithLabelValues("rejected").Inc()
+		obs.problems = append(obs.problems, fmt.Sprintf(
+			"ChatGroupTrigger %s: Job %s for seq %d exists but this ChatGroup does not control it; delete it to let the trigger run",
+			trigger, name, seq))
+		return false, nil
+	}
+	triggerJobs.WithLabelValues("exists").Inc()
+	return true, nil
+}
+
 // verifyExistingJob reads a Job that already exists from the API server
-// (the cache may not have it yet) and checks it was made for this entry.
-func (r *ChatGroupReconciler) verifyExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64, name string) error {
+// (the cache may not have it yet) and reports whether it was made for this
+// entry.
+func (r *ChatGroupReconciler) verifyExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64, name string) (bool, error) {
 	existing := &batchv1.Job{}
 	if err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: cg.Namespace, Name: name}, existing); err != nil {
-		return fmt.Errorf("reading existing Job %s: %w", name, err)
+		return false, fmt.Errorf("reading existing Job %s: %w", name, err)
 	}
-	if !isJobFor(existing, cg, trigger, seq) {
-		return fmt.Errorf("job %s exists but was not created by trigger %s for seq %d of this group", name, trigger, seq)
-	}
-	return nil
+	return isJobFor(existing, cg, trigger, seq), nil
 }
 
 // refreshLastJob reads the trigger's last Job and records its outcome,

@@ -114,8 +114,14 @@ func jobLabels(cg *imv1.ChatGroup, trigger string, seq int64) map[string]string 
 }
 
 // isJobFor reports whether an existing Job was created for this group,
-// trigger and seq.
+// trigger and seq: it carries the labels and the group controls it. The
+// labels alone are not enough, since the name is predictable: someone who
+// may create Jobs could otherwise plant a no-op "cleanup" (security audit
+// L6).
 func isJobFor(job *batchv1.Job, cg *imv1.ChatGroup, trigger string, seq int64) bool {
+	if !metav1.IsControlledBy(job, cg) {
+		return false
+	}
 	for k, v := range jobLabels(cg, trigger, seq) {
 		if job.Labels[k] != v {
 			return false

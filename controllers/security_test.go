@@ -3,6 +3,7 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
@@ -127,4 +128,37 @@ func TestJobEnv_M6_membersAreUnambiguous(t *testing.T) {
 		values[e.Name] = e.Value
 	}
 	g.Expect(strings.Split(values[EnvMembers], "\n")).To(Equal([]string{"eve,admin", "x$(id)"}))
+}
+
+// TestTrigger_L6_plantedJobIsNotAdopted: a Job with the predictable name
+// and labels, but not controlled by the group, does not count as the
+// cleanup: the group says so and is not cleaned up.
+func TestTrigger_L6_plantedJobIsNotAdopted(t *testing.T) {
+	c := integration(t)
+	g := NewWithT(t)
+	ns := newNamespace(t, c)
+	newTrigger(t, c, ns, "cleanup", &metav1.Duration{Duration: time.Second}, imv1.TriggerDisbanded)
+	cg := disbandedGroup(t, c, ns, "@TGS#L6", "cleanup")
+	key := client.ObjectKeyFromObject(cg)
+	cg = getGroup(g, c, key)
+
+	planted := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName(cg, "cleanup", 2), Labels: jobLabels(cg, "cleanup", 2)},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "noop", Image: "busybox:1.36"}},
+		}}},
+	}
+	g.Expect(c.Create(t.Context(), planted)).To(Succeed())
+	finishJob(t, c, client.ObjectKeyFromObject(planted), true)
+	startManager(t, ns)
+
+	g.Eventually(func(g Gomega) {
+		st := getGroup(g, c, key).Status
+		ready := meta.FindStatusCondition(st.Conditions, imv1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(imv1.InvalidSpecReason))
+		g.Expect(ready.Message).To(ContainSubstring("exists but this ChatGroup does not control it"))
+		g.Expect(meta.IsStatusConditionTrue(st.Conditions, imv1.CleanupSucceededCondition)).To(BeFalse())
+	}, timeout, interval).Should(Succeed())
+	g.Expect(c.Get(t.Context(), key, &imv1.ChatGroup{})).To(Succeed(), "not deleted by the TTL")
 }

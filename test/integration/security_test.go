@@ -166,7 +166,7 @@ func TestRBAC_M7_managerImpersonatesServiceAccountsOnly(t *testing.T) {
 			append(args, "--as="+managerServiceAccount)...)...).CombinedOutput()
 		return strings.TrimSpace(string(out))
 	}
-	g.Expect(canI("create", "jobs.batch", "--all-namespaces")).To(Equal("no"))
+	g.Expect(canI("create", "jobs", "--all-namespaces")).To(Equal("no"))
 	g.Expect(canI("impersonate", "serviceaccounts", "--all-namespaces")).To(Equal("yes"))
 	g.Expect(canI("impersonate", "users")).To(Equal("no"))
 	g.Expect(canI("impersonate", "groups")).To(Equal("no"))
