@@ -42,6 +42,9 @@ type receiverObservation struct {
 	secretMissing bool
 	// token and previousToken are the Secret's tokens.
 	token, previousToken string
+	// halfBasicAuth is true when the Secret has a username or a password
+	// but not both.
+	halfBasicAuth bool
 }
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
@@ -90,6 +93,7 @@ func (r *ChatReceiverReconciler) readTokens(ctx context.Context, rcv *imv1.ChatR
 	return receiverObservation{
 		token:         string(secret.Data[imv1.TokenKey]),
 		previousToken: string(secret.Data[imv1.PreviousTokenKey]),
+		halfBasicAuth: (len(secret.Data[imv1.UsernameKey]) == 0) != (len(secret.Data[imv1.PasswordKey]) == 0),
 	}, nil
 }
 

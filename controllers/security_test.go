@@ -162,3 +162,17 @@ func TestTrigger_L6_plantedJobIsNotAdopted(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	g.Expect(c.Get(t.Context(), key, &imv1.ChatGroup{})).To(Succeed(), "not deleted by the TTL")
 }
+
+// TestSetReceiverStatus_L4_halfBasicAuthIsNotReady: a Secret with only a
+// username or only a password makes the receiver not Ready, and publishes
+// no path, instead of silently turning basic auth off.
+func TestSetReceiverStatus_L4_halfBasicAuthIsNotReady(t *testing.T) {
+	g := NewWithT(t)
+	rcv := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "rcv"},
+		Spec: imv1.ChatReceiverSpec{SecretRef: imv1.SecretReference{Name: "s"}}}
+	setReceiverStatus(rcv, receiverObservation{token: "t1", halfBasicAuth: true})
+	ready := meta.FindStatusCondition(rcv.Status.Conditions, imv1.ReadyCondition)
+	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(ready.Reason).To(Equal(imv1.IncompleteBasicAuthReason))
+	g.Expect(rcv.Status.WebhookPath).To(BeEmpty())
+}

@@ -207,3 +207,31 @@ func TestRouteForLog_L3_masksPathsWhateverTheirShape(t *testing.T) {
 		})
 	}
 }
+
+// TestServer_L4_basicAuthNeedsBothKeys: half a basic-auth pair does not
+// turn basic auth off; the receiver refuses callbacks until it is fixed.
+// A complete pair is checked on both halves.
+func TestServer_L4_basicAuthNeedsBothKeys(t *testing.T) {
+	quit := imv1.WebhookPath(testNS, "openim-basic", "basic-token") + "/callbackAfterQuitGroupCommand"
+	for name, r := range map[string]testsupport.Receiver{
+		"password only": {Namespace: testNS, Name: "openim-basic", Provider: imv1.ProviderOpenIM, Token: "basic-token", Password: "s3cret"},
+		"username only": {Namespace: testNS, Name: "openim-basic", Provider: imv1.ProviderOpenIM, Token: "basic-token", Username: "im"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			rcv, secret := r.Objects()
+			if r.Password != "" {
+				secret.Data[imv1.PasswordKey] = []byte(r.Password)
+			}
+			h := newHarnessWithClient(t, fakeClient().WithObjects(rcv, secret).Build())
+			rec := h.do(http.MethodPost, quit, openIMQuitBody)
+			g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable), rec.Body.String())
+		})
+	}
+	t.Run("empty password with a username", func(t *testing.T) {
+		g := NewWithT(t)
+		h := newHarness(t)
+		rec := h.do(http.MethodPost, quit, openIMQuitBody, "Authorization", "Basic aW06") // im:
+		g.Expect(rec.Code).To(Equal(http.StatusUnauthorized), rec.Body.String())
+	})
+}
