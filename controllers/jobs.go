@@ -50,8 +50,6 @@ const (
 	// bits, so collisions between the Jobs of one trigger are negligible
 	// even with millions of Jobs (and they are detected through labels).
 	jobHashLength = 16
-	// maxLabelValueLength is the Kubernetes limit on label values.
-	maxLabelValueLength = 63
 )
 
 // jobName derives the name of the Job a trigger starts for one journal
@@ -91,17 +89,8 @@ func dnsLabelPrefix(s string, maxLen int, fallback string) string {
 	return fallback
 }
 
-// labelValue makes an object name usable as a label value. Names longer
-// than a label value allows are cut and given a hash suffix, so that they
-// stay distinct.
-func labelValue(name string) string {
-	if len(name) <= maxLabelValueLength {
-		return name
-	}
-	sum := sha256.Sum256([]byte(name))
-	prefix := strings.TrimRight(name[:maxLabelValueLength-11], "-._")
-	return prefix + "-" + hex.EncodeToString(sum[:])[:10]
-}
+// labelValue makes an object name usable as a label value.
+func labelValue(name string) string { return imv1.ToLabelValue(name) }
 
 // jobLabels are the labels that tie a Job to its group, trigger and journal
 // entry. They are also how an existing Job is recognised as ours.

@@ -59,10 +59,11 @@ func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provi
 func groupLabels(rcv *imv1.ChatReceiver) map[string]string {
 	labels := make(map[string]string, len(rcv.Spec.GroupLabels)+3)
 	for k, v := range rcv.Spec.GroupLabels {
-		labels[k] = v
+		labels[k] = string(v)
 	}
 	labels[imv1.ProviderLabel] = strings.ToLower(string(rcv.Spec.Provider))
-	labels[imv1.ReceiverLabel] = rcv.Name
+	// Object names may have 253 characters, label values 63 (L8).
+	labels[imv1.ReceiverLabel] = imv1.ToLabelValue(rcv.Name)
 	if len(validation.IsValidLabelValue(rcv.Spec.AppID)) == 0 && rcv.Spec.AppID != "" {
 		labels[imv1.AppIDLabel] = rcv.Spec.AppID
 	}

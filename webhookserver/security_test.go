@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -234,4 +235,17 @@ func TestServer_L4_basicAuthNeedsBothKeys(t *testing.T) {
 		rec := h.do(http.MethodPost, quit, openIMQuitBody, "Authorization", "Basic aW06") // im:
 		g.Expect(rec.Code).To(Equal(http.StatusUnauthorized), rec.Body.String())
 	})
+}
+
+// TestServer_L8_longReceiverNameIsALabelValue: a receiver name longer than
+// a label value allows still labels its ChatGroups with a valid value.
+func TestServer_L8_longReceiverNameIsALabelValue(t *testing.T) {
+	g := NewWithT(t)
+	name := strings.Repeat("r", 72)
+	r := testsupport.Receiver{Name: name, Provider: imv1.ProviderTencent, Token: tencentToken}
+	h := newHarnessWithClient(t, fakeClient(r).Build())
+	rec := h.do(http.MethodPost, h.signedExit(name, tencentToken), tencentExitBody)
+	g.Expect(rec.Code).To(Equal(http.StatusOK), rec.Body.String())
+	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
+	g.Expect(validation.IsValidLabelValue(cg.Labels[imv1.ReceiverLabel])).To(BeEmpty())
 }

@@ -12,6 +12,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -170,4 +171,46 @@ func TestRBAC_M7_managerImpersonatesServiceAccountsOnly(t *testing.T) {
 	g.Expect(canI("impersonate", "serviceaccounts", "--all-namespaces")).To(Equal("yes"))
 	g.Expect(canI("impersonate", "users")).To(Equal("no"))
 	g.Expect(canI("impersonate", "groups")).To(Equal("no"))
+}
+
+// TestChatReceiver_L8_groupLabelsAreValidated: labels that could never be
+// put on a ChatGroup are refused when the receiver is written, instead of
+// failing every callback later.
+func TestChatReceiver_L8_groupLabelsAreValidated(t *testing.T) {
+	env := testsupport.Start(t)
+	ctx := context.Background()
+	receiver := func(name string, labels map[string]imv1.LabelValue) *imv1.ChatReceiver {
+		return &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: imv1.ChatReceiverSpec{Provider: imv1.ProviderTencent, AppID: "1400000000",
+				SecretRef: imv1.SecretReference{Name: "s"}, GroupLabels: labels}}
+	}
+	for name, labels := range map[string]map[string]imv1.LabelValue{
+		"space-in-key":   {"team name": "x"},
+		"space-in-value": {"team": "a b"},
+		"long-value":     {"team": imv1.LabelValue(strings.Repeat("a", 64))},
+		"long-name":      {strings.Repeat("a", 64): "x"},
+		"bad-prefix":     {"Example.COM/team": "x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := env.Client.Create(ctx, receiver(name, labels))
+			NewWithT(t).Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		})
+	}
+	t.Run("valid", func(t *testing.T) {
+		NewWithT(t).Expect(env.Client.Create(ctx, receiver("valid", map[string]imv1.LabelValue{
+			"chat.example.com/cleanup": "true", "team": "support", "empty": ""}))).To(Succeed())
+	})
+}
+
+// TestChatReceiver_M4_pathIsNotPrinted: the webhook path (for OpenIM the
+// credential) is not a printer column, so kubectl get -o wide does not
+// show it.
+func TestChatReceiver_M4_pathIsNotPrinted(t *testing.T) {
+	env := testsupport.Start(t)
+	g := NewWithT(t)
+	var crd apiextensionsv1.CustomResourceDefinition
+	g.Expect(env.Client.Get(context.Background(), types.NamespacedName{Name: "chatreceivers.im.chatgroup.dev"}, &crd)).To(Succeed())
+	for _, col := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		g.Expect(col.JSONPath).NotTo(ContainSubstring("webhookPath"), col.Name)
+	}
 }
