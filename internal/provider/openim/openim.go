@@ -61,7 +61,7 @@ func (Provider) Authenticate(r *http.Request, creds provider.Credentials, _ time
 	if creds.Username != "" || creds.Password != "" {
 		user, pass, ok := r.BasicAuth()
 		userOK, passOK := constantTimeEqual(user, creds.Username), constantTimeEqual(pass, creds.Password)
-		if !ok || !(userOK && passOK) {
+		if !ok || !userOK || !passOK {
 			return provider.Auth{}, provider.Unauthorized(errors.New("basic auth required"))
 		}
 	}
