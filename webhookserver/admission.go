@@ -2,6 +2,7 @@ package webhookserver
 
 import (
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -15,45 +16,84 @@ import (
 // errReplay is returned for a signed request seen before.
 var errReplay = errors.New("replayed request")
 
-// replayCache remembers accepted signed requests for the signature window,
-// so that an exact replay is rejected. A provider's replay ID (Tencent's
-// Sign) may be shared by every callback signed in the same second, so the
-// cache keys on the replay ID plus the event key, and only requests that
-// were accepted are remembered (a retry of a failed request must get
-// through).
+// errReplayCacheFull is returned when the replay cache cannot remember one
+// more request: the server then refuses it rather than accept a request it
+// could not recognise as a replay (security audit M9).
+var errReplayCacheFull = errors.New("too many signed requests to check for replays; retry later")
+
+// replayCache remembers accepted signed requests for twice the signature
+// window, so that an exact replay is rejected. A provider's replay ID
+// (Tencent's Sign) may be shared by every callback signed in the same
+// second, so the cache keys on the replay ID plus the event key.
+//
+// Entries sit in one bucket per second and expire a whole bucket at a
+// time, so no request scans the cache. The cache holds at most max
+// entries, sized from the expected rate times the time an entry is kept;
+// when it is full it fails closed: the request is refused with 503.
 type replayCache struct {
-	mu     sync.Mutex
-	seen   map[string]time.Time
-	window time.Duration
-	max    int
-	swept  time.Time
+	mu      sync.Mutex
+	buckets map[int64]map[string]struct{}
+	entries int
+	keep    time.Duration
+	max     int
 }
 
-func newReplayCache(window time.Duration, maxEntries int) *replayCache {
-	return &replayCache{seen: map[string]time.Time{}, window: window, max: maxEntries}
+// newReplayCache sizes the cache for perSecond signed requests, each kept
+// for twice the window.
+func newReplayCache(window time.Duration, perSecond float64) *replayCache {
+	keep := 2 * window
+	return &replayCache{buckets: map[int64]map[string]struct{}{}, keep: keep,
+		max: max(1, int(math.Ceil(perSecond*keep.Seconds())))}
 }
 
-func (c *replayCache) seenBefore(id string, now time.Time) bool {
+// reserve remembers a request before it is stored: errReplay if it was
+// seen within the window, errReplayCacheFull if it cannot be remembered.
+// A request whose event then fails to be stored is released, so that a
+// retry gets through.
+func (c *replayCache) reserve(id string, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	at, ok := c.seen[id]
-	return ok && now.Sub(at) <= 2*c.window
-}
-
-// record remembers an accepted request.
-func (c *replayCache) record(id string, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now.Sub(c.swept) > c.window || len(c.seen) >= c.max {
-		for k, at := range c.seen {
-			if now.Sub(at) > 2*c.window {
-				delete(c.seen, k)
-			}
+	c.expire(now)
+	for _, b := range c.buckets {
+		if _, ok := b[id]; ok {
+			return errReplay
 		}
-		c.swept = now
 	}
-	if len(c.seen) < c.max {
-		c.seen[id] = now
+	if c.entries >= c.max {
+		return errReplayCacheFull
+	}
+	sec := now.Unix()
+	b := c.buckets[sec]
+	if b == nil {
+		b = map[string]struct{}{}
+		c.buckets[sec] = b
+	}
+	b[id] = struct{}{}
+	c.entries++
+	return nil
+}
+
+// release forgets a reserved request.
+func (c *replayCache) release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.buckets {
+		if _, ok := b[id]; ok {
+			delete(b, id)
+			c.entries--
+			return
+		}
+	}
+}
+
+// expire drops the buckets older than keep; c.mu is held.
+func (c *replayCache) expire(now time.Time) {
+	oldest := now.Add(-c.keep).Unix()
+	for sec, b := range c.buckets {
+		if sec < oldest {
+			c.entries -= len(b)
+			delete(c.buckets, sec)
+		}
 	}
 }
 

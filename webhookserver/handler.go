@@ -190,12 +190,18 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 	replayID := ""
 	if c.auth.ReplayID != "" {
 		replayID = c.auth.ReplayID + "/" + ev.Key
-		if s.replay.seenBefore(replayID, s.now()) {
-			return "", c.fail(http.StatusUnauthorized, "replayed", errReplay)
+		switch err := s.replay.reserve(replayID, s.now()); {
+		case errors.Is(err, errReplay):
+			return "", c.fail(http.StatusUnauthorized, "replayed", err)
+		case err != nil:
+			return "", c.fail(http.StatusServiceUnavailable, "replay_cache_full", err)
 		}
 	}
 	res, err := s.commit(c.r.Context(), c.rcv, ev)
 	if err != nil {
+		if replayID != "" {
+			s.replay.release(replayID)
+		}
 		status, result := http.StatusServiceUnavailable, "unavailable"
 		var perm commit.PermanentError
 		switch {
@@ -207,9 +213,6 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 			status, result = http.StatusTooManyRequests, "receiver_busy"
 		}
 		return "", c.fail(status, result, err)
-	}
-	if replayID != "" {
-		s.replay.record(replayID, s.now())
 	}
 	s.recordLastEventTime(c.rcv)
 	c.log.V(1).Info("Stored callback", "command", ev.Command, "groupID", ev.GroupID, "result", res, "key", ev.Key)

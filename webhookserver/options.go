@@ -33,6 +33,10 @@ type Options struct {
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
 	Limits groupstate.Limits
+	// ReplayRate is the rate of signed (Tencent) callbacks per replica the
+	// replay cache is sized for: it holds ReplayRate × 2 × SignWindow
+	// entries, and beyond that refuses signed callbacks with 503.
+	ReplayRate float64
 	// MaxPendingPerReceiver bounds one receiver's events waiting to be
 	// committed, so that one tenant's stuck events cannot fill the shared
 	// queue (MaxPending).
@@ -66,6 +70,7 @@ func DefaultOptions() Options {
 		SignWindow:            60 * time.Second,
 		MaxBodyBytes:          4 << 20,
 		CommitConcurrency:     64,
+		ReplayRate:            1000,
 		MaxPendingPerReceiver: 2000,
 		MaxGroupsPerReceiver:  10000,
 		MaxReceiverRate:       2000,
@@ -92,6 +97,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
 		"Allowed difference between the signing time of a Tencent callback and the server clock (at most 5m: a captured callback URL is valid this long).")
+	fs.Float64Var(&o.ReplayRate, "callback-replay-rate", o.ReplayRate,
+		"Signed (Tencent) callbacks per second per replica the replay cache is sized for (rate × 2 × sign window entries); beyond it they get 503.")
 	fs.IntVar(&o.MaxPendingPerReceiver, "callback-max-pending-per-receiver", o.MaxPendingPerReceiver,
 		"Maximum events of one ChatReceiver waiting to be stored; beyond it its callbacks get 429 at once.")
 	fs.IntVar(&o.MaxGroupsPerReceiver, "max-chatgroups-per-receiver", o.MaxGroupsPerReceiver,
@@ -127,6 +134,7 @@ func (o *Options) Validate() error {
 	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
+	check(o.ReplayRate > 0, "callback-replay-rate must be positive")
 	check(o.MaxPendingPerReceiver > 0, "callback-max-pending-per-receiver must be positive")
 	check(o.MaxGroupsPerReceiver >= 0, "max-chatgroups-per-receiver must not be negative")
 	check(o.SignWindow > 0 && o.SignWindow <= MaxSignWindow, "tencent-sign-window must be in (0, %s]", MaxSignWindow)

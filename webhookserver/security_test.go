@@ -249,3 +249,26 @@ func TestServer_L8_longReceiverNameIsALabelValue(t *testing.T) {
 	cg := h.group(g, imv1.ProviderTencent, testAppID, "@TGS#2J4SZEAEL")
 	g.Expect(validation.IsValidLabelValue(cg.Labels[imv1.ReceiverLabel])).To(BeEmpty())
 }
+
+// TestServer_M9_replayCacheFailsClosed: when the replay cache cannot
+// remember another signed request, the request is refused (503) instead of
+// accepted unchecked; whole seconds expire together after twice the
+// window, which frees room again.
+func TestServer_M9_replayCacheFailsClosed(t *testing.T) {
+	g := NewWithT(t)
+	// Room for two entries: 2 / (2 × 60 s) per second.
+	h := newHarness(t, func(o *Options) { o.ReplayRate = 2.0 / 120 })
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G1")).Code).To(Equal(http.StatusOK))
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G2")).Code).To(Equal(http.StatusOK))
+	rec := h.do(http.MethodPost, h.exitURL(), exitOf("G3"))
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable), rec.Body.String())
+	var groups imv1.ChatGroupList
+	g.Expect(h.client.List(context.Background(), &groups)).To(Succeed())
+	g.Expect(groups.Items).To(HaveLen(2), "the refused event was not stored")
+
+	// An exact replay is still recognised while the cache is full.
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G1")).Code).To(Equal(http.StatusUnauthorized))
+
+	h.now = h.now.Add(121 * time.Second)
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G3")).Code).To(Equal(http.StatusOK))
+}

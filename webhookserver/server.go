@@ -82,7 +82,7 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		client:         c,
 		committer:      commit.New(c, reader, recorder, log, opts.commitOptions()),
 		secrets:        secrets.NewReader(reader, secrets.DefaultTTL),
-		replay:         newReplayCache(opts.SignWindow, 100000),
+		replay:         newReplayCache(opts.SignWindow, opts.ReplayRate),
 		failures:       newFailures(opts.FailedAuthRate, opts.FailedAuthBurst),
 		log:            log,
 		now:            time.Now,
