@@ -20,3 +20,6 @@ var ReceiverPaths = receiverPaths
 
 // RouteForLog is the path as logged.
 var RouteForLog = routeForLog
+
+// BodiesInFlight is the number of callback bodies being read.
+func BodiesInFlight(s *Server) int { return len(s.bodies) }

@@ -153,8 +153,14 @@ func (s *Server) authenticate(c *call) bool {
 }
 
 // decode reads the body and decodes it into the event, with its dedupe
-// key and event time.
+// key and event time. At most MaxBodiesInFlight bodies are read at once.
 func (s *Server) decode(c *call) (groupstate.GroupEvent, bool) {
+	select {
+	case s.bodies <- struct{}{}:
+		defer func() { <-s.bodies }()
+	default:
+		return groupstate.GroupEvent{}, c.fail(http.StatusServiceUnavailable, "busy", errors.New("too many callbacks being read; retry later"))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError

@@ -33,6 +33,10 @@ type Options struct {
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
 	Limits groupstate.Limits
+	// MaxBodiesInFlight bounds the callback bodies read and decoded at
+	// once: a maximum-size body costs several times its size while it is
+	// decoded, so this bounds the memory a burst of large callbacks takes.
+	MaxBodiesInFlight int
 	// ReplayRate is the rate of signed (Tencent) callbacks per replica the
 	// replay cache is sized for: it holds ReplayRate × 2 × SignWindow
 	// entries, and beyond that refuses signed callbacks with 503.
@@ -70,6 +74,7 @@ func DefaultOptions() Options {
 		SignWindow:            60 * time.Second,
 		MaxBodyBytes:          4 << 20,
 		CommitConcurrency:     64,
+		MaxBodiesInFlight:     64,
 		ReplayRate:            1000,
 		MaxPendingPerReceiver: 2000,
 		MaxGroupsPerReceiver:  10000,
@@ -97,6 +102,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
 		"Allowed difference between the signing time of a Tencent callback and the server clock (at most 5m: a captured callback URL is valid this long).")
+	fs.IntVar(&o.MaxBodiesInFlight, "callback-max-bodies-in-flight", o.MaxBodiesInFlight,
+		"Maximum callback bodies read and decoded at once; beyond it callbacks get 503 at once.")
 	fs.Float64Var(&o.ReplayRate, "callback-replay-rate", o.ReplayRate,
 		"Signed (Tencent) callbacks per second per replica the replay cache is sized for (rate × 2 × sign window entries); beyond it they get 503.")
 	fs.IntVar(&o.MaxPendingPerReceiver, "callback-max-pending-per-receiver", o.MaxPendingPerReceiver,
@@ -134,6 +141,7 @@ func (o *Options) Validate() error {
 	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
+	check(o.MaxBodiesInFlight > 0, "callback-max-bodies-in-flight must be positive")
 	check(o.ReplayRate > 0, "callback-replay-rate must be positive")
 	check(o.MaxPendingPerReceiver > 0, "callback-max-pending-per-receiver must be positive")
 	check(o.MaxGroupsPerReceiver >= 0, "max-chatgroups-per-receiver must not be negative")

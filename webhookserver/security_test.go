@@ -3,7 +3,9 @@ package webhookserver_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +272,31 @@ func TestServer_M9_replayCacheFailsClosed(t *testing.T) {
 	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G1")).Code).To(Equal(http.StatusUnauthorized))
 
 	h.now = h.now.Add(121 * time.Second)
+	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G3")).Code).To(Equal(http.StatusOK))
+}
+
+// TestServer_L10_bodiesInFlightAreBounded: while the maximum number of
+// bodies is being read, another authenticated callback gets 503 at once
+// instead of adding to the memory a burst of large bodies takes.
+func TestServer_L10_bodiesInFlightAreBounded(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, func(o *Options) { o.MaxBodiesInFlight = 1 })
+	pr, pw := io.Pipe()
+	slow := httptest.NewRequest(http.MethodPost, h.exitURL(), pr)
+	slow.RemoteAddr = "127.0.0.1:40000"
+	done := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.srv.ServeHTTP(rec, slow)
+		done <- rec.Code
+	}()
+	g.Eventually(func() int { return BodiesInFlight(h.srv) }, 10*time.Second, 10*time.Millisecond).Should(Equal(1))
+
+	rec := h.do(http.MethodPost, h.exitURL(), exitOf("G2"))
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable), rec.Body.String())
+
+	_, _ = io.WriteString(pw, tencentExitBody)
+	g.Expect(pw.Close()).To(Succeed())
+	g.Expect(<-done).To(Equal(http.StatusOK))
 	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G3")).Code).To(Equal(http.StatusOK))
 }

@@ -42,6 +42,8 @@ type Server struct {
 	// cache: the operator does not watch Secrets (security audit H1).
 	secrets *secrets.Reader
 	replay  *replayCache
+	// bodies holds one token per callback body being read and decoded.
+	bodies chan struct{}
 	// failures is each source's budget of failed authentications.
 	failures  *failures
 	log       logr.Logger
@@ -84,6 +86,7 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		secrets:        secrets.NewReader(reader, secrets.DefaultTTL),
 		replay:         newReplayCache(opts.SignWindow, opts.ReplayRate),
 		failures:       newFailures(opts.FailedAuthRate, opts.FailedAuthBurst),
+		bodies:         make(chan struct{}, max(1, opts.MaxBodiesInFlight)),
 		log:            log,
 		now:            time.Now,
 		background:     background,
