@@ -105,6 +105,7 @@ func main() {
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr.To(15 * time.Second),
 		Cache:                         controllers.CacheOptions(),
+		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "Unable to create manager")

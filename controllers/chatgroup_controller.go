@@ -50,13 +50,15 @@ type ChatGroupReconciler struct {
 	now       func() time.Time
 	// deliveries sends the triggers' CloudEvents in the background.
 	deliveries *deliveries
+	// jobClients creates Jobs as the trigger's ServiceAccount.
+	jobClients *impersonatingClients
 }
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgrouptriggers,verbs=get;list;watch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -124,15 +126,27 @@ func (r *ChatGroupReconciler) reconcileGroup(ctx context.Context, cg *imv1.ChatG
 	if obs.requeueAfter > 0 && (res.RequeueAfter <= 0 || obs.requeueAfter < res.RequeueAfter) {
 		res.RequeueAfter = obs.requeueAfter
 	}
+	if len(obs.forbidden) > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > forbiddenRetry) {
+		// Nothing wakes the group when the namespace's RBAC changes.
+		res.RequeueAfter = forbiddenRetry
+	}
 	return res, err
 }
 
+// forbiddenRetry is how soon a Job that a trigger's ServiceAccount was not
+// allowed to create is tried again.
+const forbiddenRetry = 30 * time.Second
+
 // reportInvalidSpec sends one Warning when the group turns not Ready
-// because of a spec problem. Failed Jobs have their own Events.
+// because of a spec problem or a Job its trigger's ServiceAccount may not
+// create. Failed Jobs have their own Events.
 func (r *ChatGroupReconciler) reportInvalidSpec(base, cg *imv1.ChatGroup) {
 	ready := meta.FindStatusCondition(cg.Status.Conditions, imv1.ReadyCondition)
-	if ready != nil && ready.Reason == imv1.InvalidSpecReason && readyChanged(base.Status.Conditions, cg.Status.Conditions) {
-		r.recorder.Eventf(cg, nil, corev1.EventTypeWarning, imv1.InvalidSpecReason, reconcileAction, "%s", truncateNote(ready.Message, maxNoteBytes))
+	if ready == nil || !readyChanged(base.Status.Conditions, cg.Status.Conditions) {
+		return
+	}
+	if ready.Reason == imv1.InvalidSpecReason || ready.Reason == imv1.JobForbiddenReason {
+		r.recorder.Eventf(cg, nil, corev1.EventTypeWarning, ready.Reason, reconcileAction, "%s", truncateNote(ready.Message, maxNoteBytes))
 	}
 }
 

@@ -17,6 +17,10 @@ type groupObservation struct {
 	// problems are spec errors the user must fix: invalid matching
 	// triggers, or Jobs the API server rejected.
 	problems []string
+	// forbidden describe Jobs that a trigger's ServiceAccount may not
+	// create (RBAC or admission): the namespace's administrator must fix
+	// them, and nothing wakes the group when they do, so it is retried.
+	forbidden []string
 	// cleanup holds the disband Job of each matching trigger that runs on
 	// Disbanded; it is only filled in for disbanded groups.
 	cleanup []cleanupJob
@@ -83,16 +87,19 @@ func setGroupConditions(cg *imv1.ChatGroup, obs groupObservation) {
 	if obs.failed {
 		return
 	}
-	status, reason, msg := groupReadiness(st, obs.problems)
+	status, reason, msg := groupReadiness(st, obs)
 	setCondition(&st.Conditions, gen, imv1.ReadyCondition, status, reason, msg)
 	st.ObservedGeneration = gen
 }
 
-// groupReadiness summarises the group: spec problems first, then failed
-// Jobs.
-func groupReadiness(st *imv1.ChatGroupStatus, problems []string) (metav1.ConditionStatus, string, string) {
-	if len(problems) > 0 {
-		return metav1.ConditionFalse, imv1.InvalidSpecReason, strings.Join(problems, "; ")
+// groupReadiness summarises the group: spec problems first, then Jobs a
+// trigger's ServiceAccount may not create, then failed Jobs.
+func groupReadiness(st *imv1.ChatGroupStatus, obs groupObservation) (metav1.ConditionStatus, string, string) {
+	if len(obs.problems) > 0 {
+		return metav1.ConditionFalse, imv1.InvalidSpecReason, strings.Join(obs.problems, "; ")
+	}
+	if len(obs.forbidden) > 0 {
+		return metav1.ConditionFalse, imv1.JobForbiddenReason, strings.Join(obs.forbidden, "; ")
 	}
 	var failed []string
 	for _, ts := range st.Triggers {

@@ -129,9 +129,11 @@ func (r *ChatGroupReconciler) advanceCursor(ctx context.Context, cg *imv1.ChatGr
 	ts.Cursor = cursor
 }
 
-// startJob creates the Job for one journal entry. It reports false without
-// an error when the API server rejected the Job: that is a problem in the
-// trigger, recorded in obs, and the trigger waits until it is changed.
+// startJob creates the Job for one journal entry, as the trigger's
+// ServiceAccount. It reports false without an error when the API server
+// refused the Job: a rejected template, or a ServiceAccount that may not
+// create it. That is a problem in the trigger or in the namespace's RBAC,
+// recorded in obs, and the trigger waits until it is fixed.
 func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger,
 	entry *imv1.JournalEntry, ts *imv1.TriggerStatus, obs *groupObservation) (bool, error) {
 	job, err := buildJob(cg, trig, entry)
@@ -141,23 +143,28 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 	if err := controllerutil.SetControllerReference(cg, job, r.scheme); err != nil {
 		return false, fmt.Errorf("setting the owner of Job %s: %w", job.Name, err)
 	}
+	sa := triggerServiceAccount(trig)
+	jobs, err := r.jobClients.For(cg.Namespace, sa)
+	if err != nil {
+		return false, err
+	}
 
-	err = r.client.Create(ctx, job)
+	err = jobs.Create(ctx, job)
 	switch {
 	case err == nil:
 		triggerJobs.WithLabelValues("created").Inc()
-		ctrl.LoggerFrom(ctx).Info("Created Job", "job", job.Name, "trigger", trig.Name, "seq", entry.Seq)
+		ctrl.LoggerFrom(ctx).Info("Created Job", "job", job.Name, "trigger", trig.Name, "seq", entry.Seq, "serviceAccount", sa)
 		r.recorder.Eventf(cg, job, corev1.EventTypeNormal, jobCreatedReason, runTriggerAction,
 			"Created Job %s for trigger %s (%s, seq %d)", job.Name, trig.Name, journalReason(entry), entry.Seq)
 	case apierrors.IsAlreadyExists(err):
-		// Created before a crash or by an earlier reconcile whose cursor
-		// update was lost: the deterministic name makes this the same
-		// work, as long as the Job really is ours.
-		if err := r.verifyExistingJob(ctx, cg, trig.Name, entry.Seq, job.Name); err != nil {
-			triggerJobs.WithLabelValues("error").Inc()
+		if ours, err := r.adoptExistingJob(ctx, cg, trig.Name, entry.Seq, job.Name, obs); !ours || err != nil {
 			return false, err
 		}
-		triggerJobs.WithLabelValues("exists").Inc()
+	case apierrors.IsForbidden(err):
+		triggerJobs.WithLabelValues("forbidden").Inc()
+		obs.forbidden = append(obs.forbidden, fmt.Sprintf("ChatGroupTrigger %s: ServiceAccount %s may not create the Job for seq %d: %v",
+			trig.Name, sa, entry.Seq, err))
+		return false, nil
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		triggerJobs.WithLabelValues("rejected").Inc()
 		obs.problems = append(obs.problems, fmt.Sprintf("ChatGroupTrigger %s: Job for seq %d rejected: %v", trig.Name, entry.Seq, err))
@@ -171,17 +178,38 @@ func (r *ChatGroupReconciler) startJob(ctx context.Context, cg *imv1.ChatGroup, 
 	return true, nil
 }
 
+// adoptExistingJob handles a Job that already has the entry's name. It was
+// created before a crash or by an earlier reconcile whose cursor update was
+// lost: the deterministic name makes it the same work, as long as the Job
+// really is ours. A Job that is not is a problem for the user, recorded in
+// obs.
+func (r *ChatGroupReconciler) adoptExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64,
+	name string, obs *groupObservation) (bool, error) {
+	ours, err := r.verifyExistingJob(ctx, cg, trigger, seq, name)
+	switch {
+	case err != nil:
+		triggerJobs.WithLabelValues("error").Inc()
+		return false, err
+	case !ours:
+		triggerJobs.WithLabelValues("rejected").Inc()
+		obs.problems = append(obs.problems, fmt.Sprintf(
+			"ChatGroupTrigger %s: Job %s for seq %d exists but this ChatGroup does not control it; delete it to let the trigger run",
+			trigger, name, seq))
+		return false, nil
+	}
+	triggerJobs.WithLabelValues("exists").Inc()
+	return true, nil
+}
+
 // verifyExistingJob reads a Job that already exists from the API server
-// (the cache may not have it yet) and checks it was made for this entry.
-func (r *ChatGroupReconciler) verifyExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64, name string) error {
+// (the cache may not have it yet) and reports whether it was made for this
+// entry.
+func (r *ChatGroupReconciler) verifyExistingJob(ctx context.Context, cg *imv1.ChatGroup, trigger string, seq int64, name string) (bool, error) {
 	existing := &batchv1.Job{}
 	if err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: cg.Namespace, Name: name}, existing); err != nil {
-		return fmt.Errorf("reading existing Job %s: %w", name, err)
+		return false, fmt.Errorf("reading existing Job %s: %w", name, err)
 	}
-	if !isJobFor(existing, cg, trigger, seq) {
-		return fmt.Errorf("job %s exists but was not created by trigger %s for seq %d of this group", name, trigger, seq)
-	}
-	return nil
+	return isJobFor(existing, cg, trigger, seq), nil
 }
 
 // refreshLastJob reads the trigger's last Job and records its outcome,

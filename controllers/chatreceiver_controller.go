@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,23 +15,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
-
-// secretRefIndex indexes ChatReceivers by the name of their Secret, so that
-// a changed Secret wakes the receivers that use it.
-const secretRefIndex = ".spec.secretRef.name"
 
 // ChatReceiverReconciler publishes each ChatReceiver's webhook paths, which
 // are derived from the tokens in its Secret, and reports whether the
 // receiver can accept callbacks.
 type ChatReceiverReconciler struct {
-	client   client.Client
-	recorder events.EventRecorder
+	client client.Client
+	// apiReader reads Secrets from the API server: the operator does not
+	// watch Secrets (it may not list them), see internal/secrets.
+	apiReader client.Reader
+	recorder  events.EventRecorder
+	// secretRecheck is how often a receiver's Secret is read again, to
+	// publish a rotated token's path.
+	secretRecheck time.Duration
 }
 
 // receiverObservation is what a reconcile learned about a receiver.
@@ -41,11 +42,14 @@ type receiverObservation struct {
 	secretMissing bool
 	// token and previousToken are the Secret's tokens.
 	token, previousToken string
+	// halfBasicAuth is true when the Secret has a username or a password
+	// but not both.
+	halfBasicAuth bool
 }
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile brings one ChatReceiver's status up to date.
 func (r *ChatReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
@@ -67,16 +71,20 @@ func (r *ChatReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	setReceiverStatus(rcv, obs)
 	r.reportTransition(base, rcv)
-	// A missing Secret or token is not retried: the Secret watch wakes the
-	// receiver when it changes. An invalid spec waits for a spec change.
-	return ctrl.Result{}, nil
+	if obs.specErr != nil {
+		return ctrl.Result{}, nil // waits for a spec change
+	}
+	// Secrets are not watched: read it again later to see a rotation, a
+	// new token or a Secret that appears.
+	return ctrl.Result{RequeueAfter: r.secretRecheck}, nil
 }
 
-// readTokens reads the tokens from the receiver's Secret.
+// readTokens reads the tokens from the receiver's Secret, directly from
+// the API server.
 func (r *ChatReceiverReconciler) readTokens(ctx context.Context, rcv *imv1.ChatReceiver) (receiverObservation, error) {
 	secret := &corev1.Secret{}
 	key := client.ObjectKey{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
-	if err := r.client.Get(ctx, key, secret); err != nil {
+	if err := r.apiReader.Get(ctx, key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return receiverObservation{secretMissing: true}, nil
 		}
@@ -85,6 +93,7 @@ func (r *ChatReceiverReconciler) readTokens(ctx context.Context, rcv *imv1.ChatR
 	return receiverObservation{
 		token:         string(secret.Data[imv1.TokenKey]),
 		previousToken: string(secret.Data[imv1.PreviousTokenKey]),
+		halfBasicAuth: (len(secret.Data[imv1.UsernameKey]) == 0) != (len(secret.Data[imv1.PasswordKey]) == 0),
 	}, nil
 }
 
@@ -110,33 +119,13 @@ func (r *ChatReceiverReconciler) patchStatus(ctx context.Context, base, rcv *imv
 	return client.IgnoreNotFound(err)
 }
 
-// SetupWithManager registers the reconciler, the Secret index and the
-// watches. Status-only updates (lastEventTime) do not wake the reconciler.
+// SetupWithManager registers the reconciler. Status-only updates
+// (lastEventTime) do not wake it. Secrets are not watched: the reconciler
+// reads each receiver's Secret again every secretRecheck.
 func (r *ChatReceiverReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &imv1.ChatReceiver{}, secretRefIndex,
-		func(obj client.Object) []string { return []string{obj.(*imv1.ChatReceiver).Spec.SecretRef.Name} })
-	if err != nil {
-		return fmt.Errorf("indexing ChatReceivers by Secret: %w", err)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("chatreceiver").
 		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.receiversForSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
-}
-
-// receiversForSecret maps a Secret to the receivers that reference it.
-func (r *ChatReceiverReconciler) receiversForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
-	var receivers imv1.ChatReceiverList
-	if err := r.client.List(ctx, &receivers, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Unable to list ChatReceivers for a Secret", "secret", secret.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, len(receivers.Items))
-	for i := range receivers.Items {
-		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&receivers.Items[i])}
-	}
-	return reqs
 }

@@ -40,6 +40,10 @@ func setReceiverStatus(rcv *imv1.ChatReceiver, obs receiverObservation) {
 	case obs.token == "":
 		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.TokenNotFoundReason,
 			fmt.Sprintf("Secret %s/%s has no %q key (or it is empty)", rcv.Namespace, rcv.Spec.SecretRef.Name, imv1.TokenKey))
+	case obs.halfBasicAuth:
+		setCondition(&st.Conditions, gen, imv1.ReadyCondition, metav1.ConditionFalse, imv1.IncompleteBasicAuthReason,
+			fmt.Sprintf("Secret %s/%s has only one of %q and %q: set both for basic auth, or neither",
+				rcv.Namespace, rcv.Spec.SecretRef.Name, imv1.UsernameKey, imv1.PasswordKey))
 	default:
 		st.WebhookPath = imv1.WebhookPath(rcv.Namespace, rcv.Name, obs.token)
 		if obs.previousToken != "" {

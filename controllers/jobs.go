@@ -12,14 +12,19 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
 
 // Environment variables passed to every container and init container of a
-// trigger's Job. They come first in the container's env, so the template's
-// own variables can refer to them with $(CHATGROUP_...); a template variable
-// with the same name is dropped.
+// trigger's Job. They come first in the container's env; a template
+// variable with the same name is dropped. Their values come from callbacks,
+// so they are data: scripts must read them as "$CHATGROUP_X" (quoted), and
+// a command or args must never put $(CHATGROUP_X) inside a shell string,
+// because the kubelet substitutes it into the script's text before the
+// shell parses it. CHATGROUP_MEMBERS holds one user ID per line (IDs never
+// contain control characters: the decoders reject them).
 const (
 	EnvName           = "CHATGROUP_NAME"
 	EnvNamespace      = "CHATGROUP_NAMESPACE"
@@ -45,8 +50,6 @@ const (
 	// bits, so collisions between the Jobs of one trigger are negligible
 	// even with millions of Jobs (and they are detected through labels).
 	jobHashLength = 16
-	// maxLabelValueLength is the Kubernetes limit on label values.
-	maxLabelValueLength = 63
 )
 
 // jobName derives the name of the Job a trigger starts for one journal
@@ -86,17 +89,8 @@ func dnsLabelPrefix(s string, maxLen int, fallback string) string {
 	return fallback
 }
 
-// labelValue makes an object name usable as a label value. Names longer
-// than a label value allows are cut and given a hash suffix, so that they
-// stay distinct.
-func labelValue(name string) string {
-	if len(name) <= maxLabelValueLength {
-		return name
-	}
-	sum := sha256.Sum256([]byte(name))
-	prefix := strings.TrimRight(name[:maxLabelValueLength-11], "-._")
-	return prefix + "-" + hex.EncodeToString(sum[:])[:10]
-}
+// labelValue makes an object name usable as a label value.
+func labelValue(name string) string { return imv1.ToLabelValue(name) }
 
 // jobLabels are the labels that tie a Job to its group, trigger and journal
 // entry. They are also how an existing Job is recognised as ours.
@@ -109,8 +103,14 @@ func jobLabels(cg *imv1.ChatGroup, trigger string, seq int64) map[string]string 
 }
 
 // isJobFor reports whether an existing Job was created for this group,
-// trigger and seq.
+// trigger and seq: it carries the labels and the group controls it. The
+// labels alone are not enough, since the name is predictable: someone who
+// may create Jobs could otherwise plant a no-op "cleanup" (security audit
+// L6).
 func isJobFor(job *batchv1.Job, cg *imv1.ChatGroup, trigger string, seq int64) bool {
+	if !metav1.IsControlledBy(job, cg) {
+		return false
+	}
 	for k, v := range jobLabels(cg, trigger, seq) {
 		if job.Labels[k] != v {
 			return false
@@ -119,8 +119,21 @@ func isJobFor(job *batchv1.Job, cg *imv1.ChatGroup, trigger string, seq int64) b
 	return true
 }
 
-// buildJob renders a trigger's jobTemplate for one journal entry. The
-// caller sets the owner reference.
+// defaultServiceAccount is the ServiceAccount a trigger without
+// serviceAccountName acts as (the CRD sets it as the default too).
+const defaultServiceAccount = "default"
+
+// triggerServiceAccount is the ServiceAccount a trigger acts as.
+func triggerServiceAccount(trig *imv1.ChatGroupTrigger) string {
+	if trig.Spec.ServiceAccountName == "" {
+		return defaultServiceAccount
+	}
+	return trig.Spec.ServiceAccountName
+}
+
+// buildJob renders a trigger's jobTemplate for one journal entry. The Pods
+// run as the trigger's ServiceAccount, without its API token unless the
+// template asks for it. The caller sets the owner reference.
 func buildJob(cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, entry *imv1.JournalEntry) (*batchv1.Job, error) {
 	tmpl := trig.Spec.JobTemplate.DeepCopy()
 	labels := jobLabels(cg, trig.Name, entry.Seq)
@@ -140,6 +153,11 @@ func buildJob(cg *imv1.ChatGroup, trig *imv1.ChatGroupTrigger, entry *imv1.Journ
 	}
 	podTmpl := &job.Spec.Template
 	podTmpl.Labels = mergeLabels(podTmpl.Labels, labels)
+	podTmpl.Spec.ServiceAccountName = triggerServiceAccount(trig)
+	podTmpl.Spec.DeprecatedServiceAccount = ""
+	if podTmpl.Spec.AutomountServiceAccountToken == nil {
+		podTmpl.Spec.AutomountServiceAccountToken = ptr.To(false)
+	}
 	for i := range podTmpl.Spec.InitContainers {
 		podTmpl.Spec.InitContainers[i].Env = withEnv(podTmpl.Spec.InitContainers[i].Env, env)
 	}
@@ -233,7 +251,7 @@ func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.
 		{EnvEvent, string(e.Kind)},
 		{EnvReason, string(e.Reason)},
 		{EnvSeq, strconv.FormatInt(e.Seq, 10)},
-		{EnvMembers, strings.Join(e.Members, ",")},
+		{EnvMembers, strings.Join(e.Members, "\n")},
 		{EnvMembersOmitted, strconv.FormatInt(int64(e.MembersOmitted), 10)},
 		{EnvOperator, e.Operator},
 		{EnvEventTime, eventTime},

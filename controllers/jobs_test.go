@@ -10,8 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
 func testGroup() *imv1.ChatGroup {
@@ -101,6 +103,8 @@ func TestBuildJob(t *testing.T) {
 	g.Expect(job.Labels).To(Equal(wantLabels))
 	g.Expect(job.Annotations).To(Equal(map[string]string{"note": "x"}))
 	g.Expect(job.Spec.Template.Labels).To(Equal(map[string]string{imv1.GroupLabel: cg.Name, imv1.TriggerLabel: "kicks", imv1.SeqLabel: "4"}))
+	g.Expect(isJobFor(job, cg, "kicks", 4)).To(BeFalse(), "not controlled by the group yet")
+	g.Expect(controllerutil.SetControllerReference(cg, job, testsupport.Scheme())).To(Succeed())
 	g.Expect(isJobFor(job, cg, "kicks", 4)).To(BeTrue())
 	g.Expect(isJobFor(job, cg, "kicks", 5)).To(BeFalse())
 	g.Expect(trig.Spec.JobTemplate.Labels[imv1.SeqLabel]).To(Equal("spoofed"), "the template is not modified")
@@ -119,7 +123,7 @@ func TestBuildJob(t *testing.T) {
 	g.Expect(values).To(HaveKeyWithValue(EnvSeq, "4"))
 	g.Expect(values).To(HaveKeyWithValue(EnvEvent, "MembersLeft"))
 	g.Expect(values).To(HaveKeyWithValue(EnvReason, "Kicked"))
-	g.Expect(values).To(HaveKeyWithValue(EnvMembers, "bob,carol"))
+	g.Expect(values).To(HaveKeyWithValue(EnvMembers, "bob\ncarol"))
 	g.Expect(values).To(HaveKeyWithValue(EnvMembersOmitted, "2"))
 	g.Expect(values).To(HaveKeyWithValue(EnvEventTime, "2026-01-02T03:04:05.000006Z"))
 	g.Expect(values[EnvEventJSON]).To(MatchJSON(`{

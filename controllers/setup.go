@@ -13,6 +13,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,6 +39,10 @@ type Options struct {
 	// DefaultSink is the operator-wide CloudEvents sink (K_SINK and
 	// K_CE_OVERRIDES, see cloudevent.DefaultTarget), or nil.
 	DefaultSink *cloudevent.Target
+	// SecretRecheckInterval is how often each ChatReceiver's Secret is
+	// read again. The operator does not watch Secrets, so this is how soon
+	// a new or rotated token's path is published.
+	SecretRecheckInterval time.Duration
 }
 
 // DefaultOptions returns the defaults used for unset fields.
@@ -45,6 +50,7 @@ func DefaultOptions() Options {
 	return Options{
 		MaxConcurrentReconciles: 4,
 		EventRecorderName:       "chatgroup-controller",
+		SecretRecheckInterval:   time.Minute,
 	}
 }
 
@@ -57,6 +63,9 @@ func (o Options) withDefaults() Options {
 	if o.EventRecorderName == "" {
 		o.EventRecorderName = d.EventRecorderName
 	}
+	if o.SecretRecheckInterval <= 0 {
+		o.SecretRecheckInterval = d.SecretRecheckInterval
+	}
 	return o
 }
 
@@ -68,6 +77,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Objects of each kind (ChatGroup, ChatReceiver, ChatGroupTrigger) reconciled in parallel.")
 	fs.StringVar(&o.EventRecorderName, "event-recorder-name", o.EventRecorderName,
 		"Reporting controller name of the Kubernetes Events the reconcilers send.")
+	fs.DurationVar(&o.SecretRecheckInterval, "secret-recheck-interval", o.SecretRecheckInterval,
+		"How often each ChatReceiver's Secret is read again (Secrets are not watched), so how soon a new or rotated token's path is published.")
 }
 
 // SetupWithManager registers every reconciler with the manager. They need
@@ -78,7 +89,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if recorder == nil {
 		return errors.New("the manager has no event recorder")
 	}
-	receivers := &ChatReceiverReconciler{client: mgr.GetClient(), recorder: recorder}
+	receivers := &ChatReceiverReconciler{client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), recorder: recorder,
+		secretRecheck: opts.SecretRecheckInterval}
 	if err := receivers.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the ChatReceiver controller: %w", err)
 	}
@@ -98,6 +110,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		writes:     newStatusWrites(),
 		now:        time.Now,
 		deliveries: sends,
+		// Jobs are created as the trigger's ServiceAccount, never as the
+		// operator (security audit M7).
+		jobClients: newImpersonatingClients(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper()),
 	}
 	if err := groups.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the ChatGroup controller: %w", err)
@@ -137,4 +152,12 @@ func CacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&batchv1.Job{}: {Label: labels.NewSelector().Add(*req)},
 	}}
+}
+
+// ClientOptions are the manager's client options: Secrets never go through
+// the cache. The operator may only get Secrets by name (no list or watch),
+// and a cluster-wide Secret informer would hold every Secret of the cluster
+// in the memory of the Internet-facing process (security audit H1).
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 }

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -69,12 +70,32 @@ func integration(t *testing.T) client.Client {
 	return env.Client
 }
 
-// newNamespace creates a namespace for one test.
+// newNamespace creates a namespace for one test, whose default
+// ServiceAccount (the one triggers act as by default) may create Jobs.
 func newNamespace(t *testing.T, c client.Client) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cg-test-"}}
 	NewWithT(t).Expect(c.Create(context.Background(), ns)).To(Succeed())
+	allowJobs(t, c, ns.Name, "default")
 	return ns.Name
+}
+
+// allowJobs lets a ServiceAccount create Jobs in its namespace, as the
+// namespace's administrator does for a trigger's ServiceAccount.
+func allowJobs(t *testing.T, c client.Client, ns, serviceAccount string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	name := "create-jobs-" + serviceAccount
+	g.Expect(c.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create"}}},
+	})).To(Succeed())
+	g.Expect(c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: serviceAccount}},
+	})).To(Succeed())
 }
 
 // startManager runs the controllers for one namespace until the test ends
@@ -95,9 +116,15 @@ func startManagerWith(t *testing.T, namespace string, opts Options) (stop func()
 		Scheme:     env.Scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,
+		Client:     ClientOptions(),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
+	// Secrets are not watched: the tests that change one see the change
+	// at the next recheck.
+	if opts.SecretRecheckInterval == 0 {
+		opts.SecretRecheckInterval = time.Second
+	}
 	g.Expect(SetupWithManager(mgr, opts)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

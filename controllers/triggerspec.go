@@ -32,6 +32,9 @@ func validateTrigger(spec *imv1.ChatGroupTriggerSpec) error {
 		if err := validateJobTemplate(spec.JobTemplate); err != nil {
 			return err
 		}
+		if err := validateJobIdentity(spec); err != nil {
+			return err
+		}
 	}
 	if ce := spec.CloudEvent; ce != nil {
 		if ce.URL != "" {
@@ -55,6 +58,23 @@ func validateJobTemplate(tmpl *batchv1.JobTemplateSpec) error {
 	// An empty restartPolicy defaults to Always, which Jobs reject.
 	if p := pod.RestartPolicy; p != corev1.RestartPolicyNever && p != corev1.RestartPolicyOnFailure {
 		return fmt.Errorf("jobTemplate restartPolicy must be Never or OnFailure, not %q", p)
+	}
+	return nil
+}
+
+// validateJobIdentity refuses a template that names a ServiceAccount other
+// than the trigger's: the Pods run as the ServiceAccount the Job is created
+// as, which spec.serviceAccountName states for everyone to see.
+func validateJobIdentity(spec *imv1.ChatGroupTriggerSpec) error {
+	want := spec.ServiceAccountName
+	if want == "" {
+		want = defaultServiceAccount
+	}
+	pod := &spec.JobTemplate.Spec.Template.Spec
+	for _, named := range []string{pod.ServiceAccountName, pod.DeprecatedServiceAccount} {
+		if named != "" && named != want {
+			return fmt.Errorf("jobTemplate names ServiceAccount %q: set spec.serviceAccountName instead (the Job is created as, and runs as, %q)", named, want)
+		}
 	}
 	return nil
 }

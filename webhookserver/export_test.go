@@ -25,3 +25,9 @@ func NewForTestWithRecorder(c client.Client, opts Options, now func() time.Time,
 	s.now = now
 	return s
 }
+
+// RouteForLog is the path as logged.
+var RouteForLog = routeForLog
+
+// BodiesInFlight is the number of callback bodies being read.
+func BodiesInFlight(s *Server) int { return len(s.bodies) }

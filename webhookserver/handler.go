@@ -47,7 +47,7 @@ type call struct {
 // store, reply. Each step answers the request itself when it fails.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := s.newCall(w, r)
-	if !s.route(c) || !s.admit(c) || !s.authenticate(c) {
+	if !s.route(c) || !s.admit(c) || !s.authenticate(c) || !s.rateLimit(c) {
 		return
 	}
 	ev, ok := s.decode(c)
@@ -79,7 +79,7 @@ func (s *Server) route(c *call) bool {
 	}
 	rcv, err := s.findReceiver(c.r.Context(), base)
 	if err != nil {
-		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+		return c.failPrivately(http.StatusServiceUnavailable, "unavailable", err)
 	}
 	if rcv == nil {
 		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
@@ -97,15 +97,22 @@ func (s *Server) route(c *call) bool {
 	return true
 }
 
-// admit checks the method, the source address and the receiver's rate
-// limit.
+// admit checks the method and the source address.
 func (s *Server) admit(c *call) bool {
 	switch {
 	case c.r.Method != http.MethodPost:
 		return c.fail(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Errorf("method %s not allowed, use POST", c.r.Method))
 	case !sourceAllowed(c.rcv.Spec.AllowedCIDRs, c.r.RemoteAddr):
 		return c.fail(http.StatusForbidden, "forbidden", errors.New("source address not in allowedCIDRs"))
-	case !s.limiter(c.rcv).Allow():
+	}
+	return true
+}
+
+// rateLimit spends one of the receiver's requests. Only authenticated
+// requests count, so that unsigned requests to a known path cannot starve
+// the platform's own callbacks (security audit M5).
+func (s *Server) rateLimit(c *call) bool {
+	if !s.limiter(c.rcv).AllowN(s.now(), 1) {
 		return c.fail(http.StatusTooManyRequests, "rate_limited", errors.New("rate limit exceeded"))
 	}
 	return true
@@ -116,7 +123,7 @@ func (s *Server) admit(c *call) bool {
 func (s *Server) authenticate(c *call) bool {
 	creds, err := s.credentials(c.r.Context(), c.rcv)
 	if err != nil {
-		return c.fail(http.StatusServiceUnavailable, "unavailable", err)
+		return c.failPrivately(http.StatusServiceUnavailable, "unavailable", err)
 	}
 	// The path is derived from the token: a path from a token no longer in
 	// the Secret is unknown even before the index catches up.
@@ -127,7 +134,7 @@ func (s *Server) authenticate(c *call) bool {
 		}
 	}
 	if pathToken < 0 {
-		return c.fail(http.StatusNotFound, "not_found", errNoReceiver)
+		return s.authFailed(c, http.StatusNotFound, "not_found", errNoReceiver)
 	}
 	c.auth, err = c.prov.Authenticate(c.r, creds, s.now(), s.opts.SignWindow)
 	if err != nil {
@@ -136,7 +143,7 @@ func (s *Server) authenticate(c *call) bool {
 		if errors.As(err, &authErr) {
 			status, result = authErr.Status, authErr.Result
 		}
-		return c.fail(status, result, err)
+		return s.authFailed(c, status, result, err)
 	}
 	if c.auth.Token < 0 {
 		c.auth.Token = pathToken
@@ -146,8 +153,14 @@ func (s *Server) authenticate(c *call) bool {
 }
 
 // decode reads the body and decodes it into the event, with its dedupe
-// key and event time.
+// key and event time. At most MaxBodiesInFlight bodies are read at once.
 func (s *Server) decode(c *call) (groupstate.GroupEvent, bool) {
+	select {
+	case s.bodies <- struct{}{}:
+		defer func() { <-s.bodies }()
+	default:
+		return groupstate.GroupEvent{}, c.fail(http.StatusServiceUnavailable, "busy", errors.New("too many callbacks being read; retry later"))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -189,21 +202,29 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 	replayID := ""
 	if c.auth.ReplayID != "" {
 		replayID = c.auth.ReplayID + "/" + ev.Key
-		if s.replay.seenBefore(replayID, s.now()) {
-			return "", c.fail(http.StatusUnauthorized, "replayed", errReplay)
+		switch err := s.replay.reserve(replayID, s.now()); {
+		case errors.Is(err, errReplay):
+			return "", c.fail(http.StatusUnauthorized, "replayed", err)
+		case err != nil:
+			return "", c.fail(http.StatusServiceUnavailable, "replay_cache_full", err)
 		}
 	}
 	res, err := s.commit(c.r.Context(), c.rcv, ev)
 	if err != nil {
+		if replayID != "" {
+			s.replay.release(replayID)
+		}
 		status, result := http.StatusServiceUnavailable, "unavailable"
 		var perm commit.PermanentError
-		if errors.As(err, &perm) {
+		switch {
+		case errors.As(err, &perm):
 			status, result = http.StatusInternalServerError, "error"
+		case errors.Is(err, errGroupLimit):
+			status, result = http.StatusTooManyRequests, "group_limit"
+		case errors.Is(err, errReceiverBusy):
+			status, result = http.StatusTooManyRequests, "receiver_busy"
 		}
 		return "", c.fail(status, result, err)
-	}
-	if replayID != "" {
-		s.replay.record(replayID, s.now())
 	}
 	s.recordLastEventTime(c.rcv)
 	c.log.V(1).Info("Stored callback", "command", ev.Command, "groupID", ev.GroupID, "result", res, "key", ev.Key)
@@ -213,12 +234,16 @@ func (s *Server) store(c *call, ev groupstate.GroupEvent) (groupstate.ApplyResul
 // commit submits the event for its ChatGroup and waits for the result.
 func (s *Server) commit(ctx context.Context, rcv *imv1.ChatReceiver, ev groupstate.GroupEvent) (groupstate.ApplyResult, error) {
 	spec := imv1.ChatGroupSpec{Provider: ev.Provider, AppID: ev.AppID, GroupID: ev.GroupID}
-	done, err := s.committer.Submit(commit.Target{
+	target := commit.Target{
 		Key:      types.NamespacedName{Namespace: rcv.Namespace, Name: imv1.ChatGroupName(spec.Provider, spec.AppID, spec.GroupID)},
 		Spec:     spec,
 		Labels:   groupLabels(rcv),
 		Receiver: types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name},
-	}, ev)
+	}
+	if err := s.checkGroupLimit(ctx, target); err != nil {
+		return "", err
+	}
+	done, err := s.submit(target, ev)
 	if err != nil {
 		return "", err
 	}
@@ -256,5 +281,26 @@ func (c *call) reply(status int, result string, o provider.Outcome) {
 func (c *call) fail(status int, result string, err error) bool {
 	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
 	c.reply(status, result, provider.Outcome{Code: status, Message: err.Error()})
+	return false
+}
+
+// failPrivately is fail for errors that name internals (a Secret, the
+// operator's ServiceAccount): the caller, who may not have authenticated
+// yet, gets only the status text; the log keeps the detail.
+func (c *call) failPrivately(status int, result string, err error) bool {
+	c.log.Info("Rejected callback", "status", status, "result", result, "reason", err.Error())
+	c.reply(status, result, provider.Outcome{Code: status, Message: http.StatusText(status)})
+	return false
+}
+
+// authFailed answers a request that failed authentication, charging its
+// source's budget of failures; past the budget the answer is 429 and
+// nothing is logged.
+func (s *Server) authFailed(c *call, status int, result string, err error) bool {
+	if s.failures.charge(c.r.RemoteAddr, s.now()) {
+		return c.fail(status, result, err)
+	}
+	c.reply(http.StatusTooManyRequests, "auth_rate_limited",
+		provider.Outcome{Code: http.StatusTooManyRequests, Message: "too many failed authentications from this source"})
 	return false
 }

@@ -36,6 +36,32 @@ type Options struct {
 	CommitConcurrency int
 	// Limits bound each ChatGroup's status.
 	Limits groupstate.Limits
+	// MaxBodiesInFlight bounds the callback bodies read and decoded at
+	// once: a maximum-size body costs several times its size while it is
+	// decoded, so this bounds the memory a burst of large callbacks takes.
+	MaxBodiesInFlight int
+	// ReplayRate is the rate of signed (Tencent) callbacks per replica the
+	// replay cache is sized for: it holds ReplayRate × 2 × SignWindow
+	// entries, and beyond that refuses signed callbacks with 503.
+	ReplayRate float64
+	// MaxPendingPerReceiver bounds one receiver's events waiting to be
+	// committed, so that one tenant's stuck events cannot fill the shared
+	// queue (MaxPending).
+	MaxPendingPerReceiver int
+	// MaxGroupsPerReceiver bounds the ChatGroups one receiver creates; 0
+	// means no bound.
+	MaxGroupsPerReceiver int
+	// MaxReceiverRate and MaxReceiverBurst are the operator's ceiling on
+	// every receiver's spec.rateLimit: a tenant sets its own limit, but
+	// never above these (per replica).
+	MaxReceiverRate  float64
+	MaxReceiverBurst int
+	// FailedAuthRate and FailedAuthBurst are each source address's budget
+	// of requests that fail authentication; beyond it the source gets 429
+	// before its credentials are checked. Failed requests never spend a
+	// receiver's own rate limit, so they cannot starve the platform.
+	FailedAuthRate  float64
+	FailedAuthBurst int
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
@@ -44,14 +70,22 @@ type Options struct {
 // DefaultOptions returns the defaults, which the flags show.
 func DefaultOptions() Options {
 	return Options{
-		Addr:              ":8082",
-		CommitBudget:      1500 * time.Millisecond,
-		RetryTimeout:      10 * time.Minute,
-		MaxPending:        20000,
-		SignWindow:        60 * time.Second,
-		MaxClockSkew:      10 * time.Minute,
-		MaxBodyBytes:      4 << 20,
-		CommitConcurrency: 64,
+		Addr:                  ":8082",
+		CommitBudget:          1500 * time.Millisecond,
+		RetryTimeout:          10 * time.Minute,
+		MaxPending:            20000,
+		SignWindow:            60 * time.Second,
+		MaxClockSkew:          10 * time.Minute,
+		MaxBodyBytes:          4 << 20,
+		CommitConcurrency:     64,
+		MaxBodiesInFlight:     64,
+		ReplayRate:            1000,
+		MaxPendingPerReceiver: 2000,
+		MaxGroupsPerReceiver:  10000,
+		MaxReceiverRate:       2000,
+		MaxReceiverBurst:      4000,
+		FailedAuthRate:        1,
+		FailedAuthBurst:       20,
 		Limits: groupstate.Limits{
 			MaxMembers:     10000,
 			MaxDeparted:    1000,
@@ -74,9 +108,25 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxPending, "callback-max-pending", o.MaxPending,
 		"Maximum events waiting to be stored; beyond it callbacks get 503 at once.")
 	fs.DurationVar(&o.SignWindow, "tencent-sign-window", o.SignWindow,
-		"Allowed difference between the signing time of a Tencent callback and the server clock.")
+		"Allowed difference between the signing time of a Tencent callback and the server clock (at most 5m: a captured callback URL is valid this long).")
 	fs.DurationVar(&o.MaxClockSkew, "callback-max-clock-skew", o.MaxClockSkew,
 		"How far a callback's event time may be ahead of the server clock (400 beyond it).")
+	fs.IntVar(&o.MaxBodiesInFlight, "callback-max-bodies-in-flight", o.MaxBodiesInFlight,
+		"Maximum callback bodies read and decoded at once; beyond it callbacks get 503 at once.")
+	fs.Float64Var(&o.ReplayRate, "callback-replay-rate", o.ReplayRate,
+		"Signed (Tencent) callbacks per second per replica the replay cache is sized for (rate × 2 × sign window entries); beyond it they get 503.")
+	fs.IntVar(&o.MaxPendingPerReceiver, "callback-max-pending-per-receiver", o.MaxPendingPerReceiver,
+		"Maximum events of one ChatReceiver waiting to be stored; beyond it its callbacks get 429 at once.")
+	fs.IntVar(&o.MaxGroupsPerReceiver, "max-chatgroups-per-receiver", o.MaxGroupsPerReceiver,
+		"Maximum ChatGroups one ChatReceiver creates; callbacks for new groups beyond it get 429. 0: no limit.")
+	fs.Float64Var(&o.MaxReceiverRate, "callback-max-receiver-rate", o.MaxReceiverRate,
+		"Ceiling on every ChatReceiver's spec.rateLimit.requestsPerSecond, per replica.")
+	fs.IntVar(&o.MaxReceiverBurst, "callback-max-receiver-burst", o.MaxReceiverBurst,
+		"Ceiling on every ChatReceiver's spec.rateLimit.burst, per replica.")
+	fs.Float64Var(&o.FailedAuthRate, "callback-failed-auth-rate", o.FailedAuthRate,
+		"Requests per second each source address may fail authentication before it gets 429.")
+	fs.IntVar(&o.FailedAuthBurst, "callback-failed-auth-burst", o.FailedAuthBurst,
+		"Burst of failed authentications allowed per source address.")
 	fs.Int64Var(&o.MaxBodyBytes, "callback-max-body-bytes", o.MaxBodyBytes, "Maximum callback body size (413 above it).")
 	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
 		"Maximum ChatGroups committed in parallel.")
@@ -103,7 +153,13 @@ func (o *Options) Validate() error {
 	check(o.CommitBudget > 0, "callback-commit-budget must be positive")
 	check(o.RetryTimeout >= o.CommitBudget, "callback-retry-timeout must be at least the commit budget")
 	check(o.MaxPending > 0, "callback-max-pending must be positive")
-	check(o.SignWindow > 0, "tencent-sign-window must be positive")
+	check(o.MaxBodiesInFlight > 0, "callback-max-bodies-in-flight must be positive")
+	check(o.ReplayRate > 0, "callback-replay-rate must be positive")
+	check(o.MaxPendingPerReceiver > 0, "callback-max-pending-per-receiver must be positive")
+	check(o.MaxGroupsPerReceiver >= 0, "max-chatgroups-per-receiver must not be negative")
+	check(o.SignWindow > 0 && o.SignWindow <= MaxSignWindow, "tencent-sign-window must be in (0, %s]", MaxSignWindow)
+	check(o.MaxReceiverRate > 0 && o.MaxReceiverBurst > 0, "callback-max-receiver-rate and -burst must be positive")
+	check(o.FailedAuthRate > 0 && o.FailedAuthBurst > 0, "callback-failed-auth-rate and -burst must be positive")
 	check(o.MaxClockSkew > 0, "callback-max-clock-skew must be positive")
 	check(o.Limits.TombstoneTTL > o.RetryTimeout, "tombstone-ttl must exceed callback-retry-timeout")
 	check(o.MaxBodyBytes > 0, "callback-max-body-bytes must be positive")
@@ -114,6 +170,11 @@ func (o *Options) Validate() error {
 	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
 	return errors.Join(errs...)
 }
+
+// MaxSignWindow caps --tencent-sign-window. A Tencent Sign covers only the
+// token and the request time, so a captured callback URL can carry any
+// body for the whole window (security audit M1).
+const MaxSignWindow = 5 * time.Minute
 
 // drainTimeout is how long queued events get to be stored on shutdown.
 const drainTimeout = 5 * time.Second

@@ -1,12 +1,13 @@
 package webhookserver
 
-// The callback server reads receivers and their Secrets through the cache,
-// creates ChatGroups and writes their status, records lastEventTime on
-// receivers and reports dropped events.
+// The callback server reads receivers through the cache and their Secrets
+// one by one (get only: it never lists or watches Secrets, see
+// internal/secrets), creates ChatGroups and writes their status, records
+// lastEventTime on receivers and reports dropped events.
 
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatreceivers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=im.chatgroup.dev,resources=chatgroups/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -33,9 +32,9 @@ func (s *Server) findReceiver(ctx context.Context, path string) (*imv1.ChatRecei
 // credentials reads the receiver's appID and its Secret's tokens and basic
 // auth.
 func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provider.Credentials, error) {
-	var secret corev1.Secret
 	key := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
-	if err := s.client.Get(ctx, key, &secret); err != nil {
+	secret, err := s.secrets.Get(ctx, key)
+	if err != nil {
 		return provider.Credentials{}, fmt.Errorf("reading the receiver's Secret %s: %w", key.Name, err)
 	}
 	c := provider.Credentials{AppID: rcv.Spec.AppID}
@@ -48,6 +47,11 @@ func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provi
 		return provider.Credentials{}, fmt.Errorf("the receiver's Secret %s has no %q", key.Name, imv1.TokenKey)
 	}
 	c.Username, c.Password = string(secret.Data[imv1.UsernameKey]), string(secret.Data[imv1.PasswordKey])
+	if (c.Username == "") != (c.Password == "") {
+		// Half a basic-auth pair must not turn basic auth off (security
+		// audit L4): refuse every request until the Secret is fixed.
+		return provider.Credentials{}, fmt.Errorf("the receiver's Secret %s has only one of %q and %q", key.Name, imv1.UsernameKey, imv1.PasswordKey)
+	}
 	return c, nil
 }
 
@@ -55,10 +59,11 @@ func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provi
 func groupLabels(rcv *imv1.ChatReceiver) map[string]string {
 	labels := make(map[string]string, len(rcv.Spec.GroupLabels)+3)
 	for k, v := range rcv.Spec.GroupLabels {
-		labels[k] = v
+		labels[k] = string(v)
 	}
 	labels[imv1.ProviderLabel] = strings.ToLower(string(rcv.Spec.Provider))
-	labels[imv1.ReceiverLabel] = rcv.Name
+	// Object names may have 253 characters, label values 63 (L8).
+	labels[imv1.ReceiverLabel] = imv1.ToLabelValue(rcv.Name)
 	if len(validation.IsValidLabelValue(rcv.Spec.AppID)) == 0 && rcv.Spec.AppID != "" {
 		labels[imv1.AppIDLabel] = rcv.Spec.AppID
 	}
@@ -110,13 +115,39 @@ func splitPath(p string) (base, suffix string, ok bool) {
 	return imv1.WebhookPathPrefix + hash, suffix, true
 }
 
-// routeForLog keeps the secret part of a path out of logs.
+// routeForLog keeps the secret part of a path out of logs, whatever the
+// path's shape (a doubled slash, a missing or extra segment): every run of
+// more than 8 hex digits is cut to its first 8, as MaskWebhookPath does
+// for well-formed paths, and long paths are truncated.
 func routeForLog(p string) string {
 	if _, _, ok := splitPath(p); ok {
 		return imv1.MaskWebhookPath(p)
 	}
-	if len(p) > 64 {
-		p = p[:64] + "..."
+	var b strings.Builder
+	run := 0
+	for _, r := range p {
+		if isHexDigit(r) {
+			if run++; run == maskedHexDigits+1 {
+				b.WriteString("…")
+			}
+			if run > maskedHexDigits {
+				continue
+			}
+		} else {
+			run = 0
+		}
+		b.WriteRune(r)
 	}
-	return p
+	out := b.String()
+	if len(out) > 64 {
+		out = out[:64] + "..."
+	}
+	return out
+}
+
+// maskedHexDigits is how many hex digits of a run routeForLog keeps.
+const maskedHexDigits = 8
+
+func isHexDigit(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
 }

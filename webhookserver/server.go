@@ -24,6 +24,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
+	"chatgroup.dev/chatgroup-operator/internal/secrets"
 )
 
 // WebhookPathIndex indexes ChatReceivers by their current and previous
@@ -37,7 +38,14 @@ type Server struct {
 	opts      Options
 	client    client.Client
 	committer *commit.Committer
-	replay    *replayCache
+	// secrets reads receiver Secrets from the API server with a short
+	// cache: the operator does not watch Secrets (security audit H1).
+	secrets *secrets.Reader
+	replay  *replayCache
+	// bodies holds one token per callback body being read and decoded.
+	bodies chan struct{}
+	// failures is each source's budget of failed authentications.
+	failures  *failures
 	log       logr.Logger
 	now       func() time.Time
 	listening atomic.Bool
@@ -52,6 +60,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	limiters    map[types.UID]*receiverLimiter
+	pending     map[types.NamespacedName]int
 	lastRecords map[types.UID]time.Time
 }
 
@@ -60,8 +69,9 @@ var (
 	_ manager.LeaderElectionRunnable = &Server{}
 )
 
-// New builds a callback server that reads receivers and Secrets through the
-// manager's cache and writes ChatGroups through its client.
+// New builds a callback server that reads receivers through the manager's
+// cache, Secrets one by one from the API server (internal/secrets), and
+// writes ChatGroups through its client.
 func New(mgr manager.Manager, opts Options) *Server {
 	log := ctrl.Log.WithName("webhookserver")
 	return newServer(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("chatgroup-callbacks"), log, opts)
@@ -73,12 +83,16 @@ func newServer(c client.Client, reader client.Reader, recorder events.EventRecor
 		opts:           opts,
 		client:         c,
 		committer:      commit.New(c, reader, recorder, log, opts.commitOptions()),
-		replay:         newReplayCache(opts.SignWindow, 100000),
+		secrets:        secrets.NewReader(reader, secrets.DefaultTTL),
+		replay:         newReplayCache(opts.SignWindow, opts.ReplayRate),
+		failures:       newFailures(opts.FailedAuthRate, opts.FailedAuthBurst),
+		bodies:         make(chan struct{}, max(1, opts.MaxBodiesInFlight)),
 		log:            log,
 		now:            time.Now,
 		background:     background,
 		stopBackground: stop,
 		limiters:       map[types.UID]*receiverLimiter{},
+		pending:        map[types.NamespacedName]int{},
 		lastRecords:    map[types.UID]time.Time{},
 	}
 }

@@ -52,6 +52,21 @@ type ChatGroupTriggerSpec struct {
 	// +optional
 	CloudEvent *CloudEventAction `json:"cloudEvent,omitempty"`
 
+	// serviceAccountName is the ServiceAccount, in the trigger's namespace,
+	// that the trigger acts as. The operator creates the trigger's Jobs by
+	// impersonating it, so the namespace's RBAC and admission policies
+	// apply to what the trigger does, not the operator's own identity: the
+	// ServiceAccount needs create on Jobs. The Jobs' Pods run as it too,
+	// without its API token mounted unless the template sets
+	// automountServiceAccountToken. The template may not name another
+	// ServiceAccount. Default: the namespace's default ServiceAccount.
+	// +optional
+	// +kubebuilder:default=default
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	// ttlAfterDisband, when set, deletes a disbanded ChatGroup this long
 	// after its cleanup succeeded.
 	// +optional

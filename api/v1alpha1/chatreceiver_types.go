@@ -28,6 +28,11 @@ type RateLimit struct {
 	Burst int32 `json:"burst"`
 }
 
+// LabelValue is a valid Kubernetes label value.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
 // ChatReceiverSpec configures one callback endpoint.
 // +kubebuilder:validation:XValidation:rule="self.provider != 'Tencent' || (has(self.appID) && size(self.appID) > 0)",message="appID is required for the Tencent provider"
 type ChatReceiverSpec struct {
@@ -58,8 +63,11 @@ type ChatReceiverSpec struct {
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
 
 	// groupLabels are copied onto the ChatGroups this receiver creates.
+	// Keys and values must be valid Kubernetes label keys and values.
 	// +optional
-	GroupLabels map[string]string `json:"groupLabels,omitempty"`
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="groupLabels keys must be valid label keys: an optional DNS subdomain prefix and '/', then at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
+	GroupLabels map[string]LabelValue `json:"groupLabels,omitempty"`
 
 	// rateLimit bounds the callbacks accepted per second; excess requests get
 	// 429.
@@ -150,7 +158,6 @@ func (s *ChatReceiverStatus) FenceFor(name string) *metav1.MicroTime {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.webhookPath`,priority=10
 type ChatReceiver struct {
 	metav1.TypeMeta `json:",inline"`
 	// metadata is the standard object metadata.

@@ -35,6 +35,12 @@ const (
 	SecretNotFoundReason    = "SecretNotFound"
 	TokenNotFoundReason     = "TokenNotFound"
 	InvalidSpecReason       = "InvalidSpec"
+	// IncompleteBasicAuthReason: a receiver's Secret has a username or a
+	// password for basic auth, but not both.
+	IncompleteBasicAuthReason = "IncompleteBasicAuth"
+	// JobForbiddenReason: a trigger's ServiceAccount may not create its
+	// Job (RBAC or admission in the namespace).
+	JobForbiddenReason = "JobForbidden"
 )
 
 // Secret keys read from a ChatReceiver's secretRef.

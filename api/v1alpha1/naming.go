@@ -71,3 +71,18 @@ func MaskWebhookPath(p string) string {
 	}
 	return WebhookPathPrefix + rest[:8] + "…" + rest[sha256.Size*2:]
 }
+
+// maxLabelValueLength is the Kubernetes limit on label values.
+const maxLabelValueLength = 63
+
+// ToLabelValue makes an object name usable as a label value. Names longer
+// than a label value allows (object names may have 253 characters) are cut
+// and given a hash suffix, so that they stay distinct.
+func ToLabelValue(name string) string {
+	if len(name) <= maxLabelValueLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	prefix := strings.TrimRight(name[:maxLabelValueLength-11], "-._")
+	return prefix + "-" + hex.EncodeToString(sum[:])[:10]
+}

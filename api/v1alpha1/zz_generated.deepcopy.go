@@ -383,7 +383,7 @@ func (in *ChatReceiverSpec) DeepCopyInto(out *ChatReceiverSpec) {
 	}
 	if in.GroupLabels != nil {
 		in, out := &in.GroupLabels, &out.GroupLabels
-		*out = make(map[string]string, len(*in))
+		*out = make(map[string]LabelValue, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}

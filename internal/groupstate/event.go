@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
@@ -125,8 +126,20 @@ func checkID(what, id string) error {
 		return fmt.Errorf("%s is longer than %d bytes", what, MaxIDLength)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%s is not valid UTF-8", what)
+	case strings.IndexFunc(id, isControl) >= 0:
+		// IDs end up in trigger Jobs' environment, one member per line
+		// in CHATGROUP_MEMBERS: a newline or another control character
+		// would let a chosen ID pose as several, or reach a terminal or a
+		// log as control codes (security audit M6).
+		return fmt.Errorf("%s contains a control character", what)
 	}
 	return nil
+}
+
+// isControl reports control characters (C0, DEL, C1) and the Unicode line
+// and paragraph separators.
+func isControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // TruncateUTF8 cuts s to at most n bytes without splitting a character.

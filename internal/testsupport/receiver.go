@@ -38,7 +38,7 @@ func (r Receiver) Objects() (*imv1.ChatReceiver, *corev1.Secret) {
 	rcv := &imv1.ChatReceiver{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: r.Namespace, UID: types.UID(r.Name)},
 		Spec: imv1.ChatReceiverSpec{Provider: r.Provider, AppID: appID, SecretRef: imv1.SecretReference{Name: r.Name},
-			GroupLabels: r.GroupLabels, RateLimit: r.RateLimit},
+			GroupLabels: groupLabels(r.GroupLabels), RateLimit: r.RateLimit},
 		Status: imv1.ChatReceiverStatus{WebhookPath: imv1.WebhookPath(r.Namespace, r.Name, r.Token)},
 	}
 	data := map[string][]byte{imv1.TokenKey: []byte(r.Token)}
@@ -91,4 +91,16 @@ func LoadReceiver(ctx context.Context, c client.Client, ns string, provider imv1
 		return loadgen.Target{}, err
 	}
 	return loadgen.Target{Token: r.Token, AppID: rcv.Spec.AppID, WebhookPath: rcv.Status.WebhookPath}, nil
+}
+
+// groupLabels converts labels to the API's type.
+func groupLabels(labels map[string]string) map[string]imv1.LabelValue {
+	if labels == nil {
+		return nil
+	}
+	out := make(map[string]imv1.LabelValue, len(labels))
+	for k, v := range labels {
+		out[k] = imv1.LabelValue(v)
+	}
+	return out
 }

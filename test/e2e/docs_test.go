@@ -75,12 +75,13 @@ var flagsOnly = map[string]string{
 }
 
 // expectation is the documented result of a command: patterns its output
-// must match. When eventually is set the result may take a few seconds to
-// appear (a Job running to completion), and the test runs the command
-// again, as a user would, until it does.
+// must match, and its exit code (usually 0). When eventually is set the
+// result may take a few seconds to appear (a Job running to completion),
+// and the test runs the command again, as a user would, until it does.
 type expectation struct {
 	patterns   []*regexp.Regexp
 	eventually bool
+	exitCode   int
 }
 
 func matches(patterns ...string) expectation {
@@ -96,8 +97,18 @@ func eventually(e expectation) expectation {
 	return e
 }
 
+// exits documents a command whose answer is its exit code, such as
+// kubectl auth can-i, which exits 1 when the answer is no.
+func exits(code int, e expectation) expectation {
+	e.exitCode = code
+	return e
+}
+
 // expected holds the documented results, by command. A command not listed
 // here must exit 0.
+//
+// The operator's ServiceAccount may not list Secrets (security audit H1):
+// docs/security.md shows the check against the installed RBAC.
 var expected = map[string]expectation{
 	"go run ./hack/send-callback --receiver default/tencent --command create --group '@TGS#2J4SZEAEL' --users leckie,bob,peter": matches(
 		`(?m)^200 OK$`, `"ActionStatus":"OK"`),
@@ -118,6 +129,12 @@ var expected = map[string]expectation{
 		`(?m)^chatgroup\.im\.chatgroup\.dev/tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+true\s+Disbanded\s+\S+\s+leckie\s+True`,
 	)),
 	"go test ./internal/provider/... ./internal/groupstate/ -run '^$' -bench . -benchmem": matches(`(?m)^BenchmarkReduce`, `(?m)^ok\s`),
+	"bin/k8s/kubectl auth can-i list secrets --all-namespaces --as=system:serviceaccount:chatgroup-system:chatgroup-controller-manager": exits(1, matches(
+		`(?m)^no$`)),
+	"bin/k8s/kubectl auth can-i get secrets --namespace default --as=system:serviceaccount:chatgroup-system:chatgroup-controller-manager": matches(
+		`(?m)^yes$`),
+	"bin/k8s/kubectl auth can-i create jobs --all-namespaces --as=system:serviceaccount:chatgroup-system:chatgroup-controller-manager": exits(1, matches(
+		`(?m)^no$`)),
 	"go run ./hack/loadgen --kubeconfig bin/local/kubeconfig --receiver default/tencent --url http://127.0.0.1:8082 --events 2000 --groups 100 --rate 200": matches(
 		`Verification: 100 groups: 0 lost, 0 phantom members, 0 duplicate effects, 0 groups undercounted`),
 }
@@ -296,8 +313,8 @@ func (sh *userShell) run(t *testing.T, c docCommand) {
 		out, err := sh.exec(t, text)
 		missing := missingPatterns(out, want.patterns)
 		switch {
-		case err != nil:
-			t.Fatalf("%s: %v\n%s", text, err, out)
+		case exitCode(err) != want.exitCode:
+			t.Fatalf("%s: exit code %d (%v), documented %d\n%s", text, exitCode(err), err, want.exitCode, out)
 		case len(missing) == 0:
 			t.Logf("$ %s\n%s", text, out)
 			return
@@ -305,6 +322,20 @@ func (sh *userShell) run(t *testing.T, c docCommand) {
 			t.Fatalf("%s: the documented result is missing after %d runs: no match for %q in:\n%s", text, attempt, missing, out)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// exitCode is a command's exit code: 0 without an error, -1 when it did
+// not exit on its own.
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	default:
+		return -1
 	}
 }
 

@@ -53,12 +53,15 @@ func (Provider) KnownCommand(command string) (string, bool) {
 // RequestID is the operationID header.
 func (Provider) RequestID(r *http.Request) string { return r.Header.Get(OperationIDHeader) }
 
-// Authenticate checks basic auth when the receiver's Secret has a username.
+// Authenticate checks basic auth when the receiver's Secret has a username
+// or a password (the caller refuses a Secret with only one of them). Both
+// are always compared, so the timing does not tell which one was wrong.
 // OpenIM signs nothing else, so there is no replay identity.
 func (Provider) Authenticate(r *http.Request, creds provider.Credentials, _ time.Time, _ time.Duration) (provider.Auth, error) {
-	if creds.Username != "" {
+	if creds.Username != "" || creds.Password != "" {
 		user, pass, ok := r.BasicAuth()
-		if !ok || !constantTimeEqual(user, creds.Username) || !constantTimeEqual(pass, creds.Password) {
+		userOK, passOK := constantTimeEqual(user, creds.Username), constantTimeEqual(pass, creds.Password)
+		if !ok || !userOK || !passOK {
 			return provider.Auth{}, provider.Unauthorized(errors.New("basic auth required"))
 		}
 	}
