@@ -152,7 +152,12 @@ func (s *suite) operatorKubeconfig(t *testing.T) string {
 		return strings.TrimSpace(string(out)) == "yes"
 	}
 	g.Expect(can("patch", "chatgroups.im.chatgroup.dev", "--subresource=status", "--namespace", namespace)).To(BeTrue())
-	g.Expect(can("create", "jobs.batch", "--namespace", namespace)).To(BeTrue())
+	// Trigger Jobs are created as the trigger's ServiceAccount (security
+	// M7), and receiver Secrets are read by name, never listed (H1).
+	g.Expect(can("impersonate", "serviceaccounts", "--namespace", namespace)).To(BeTrue())
+	g.Expect(can("create", "jobs.batch", "--namespace", namespace)).To(BeFalse())
+	g.Expect(can("list", "secrets", "--all-namespaces")).To(BeFalse())
+	g.Expect(can("watch", "secrets", "--all-namespaces")).To(BeFalse())
 	g.Expect(can("delete", "namespaces")).To(BeFalse())
 	g.Expect(can("create", "secrets", "--namespace", namespace)).To(BeFalse())
 	return path
