@@ -120,7 +120,7 @@ func (r *ChatReceiverReconciler) SetupWithManager(mgr ctrl.Manager, opts Options
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("chatreceiver").
-		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, lastSyncChangedPredicate()))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.receiversForSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // ChatGroupName derives the ChatGroup name for a platform group:
@@ -70,4 +72,20 @@ func MaskWebhookPath(p string) string {
 		return p
 	}
 	return WebhookPathPrefix + rest[:8] + "…" + rest[sha256.Size*2:]
+}
+
+// GroupLabels are the labels of the ChatGroups a receiver creates: its
+// groupLabels plus the provider, receiver and (when it is a valid label
+// value) appID labels. The callback server and resync both use it.
+func (r *ChatReceiver) GroupLabels() map[string]string {
+	labels := make(map[string]string, len(r.Spec.GroupLabels)+3)
+	for k, v := range r.Spec.GroupLabels {
+		labels[k] = v
+	}
+	labels[ProviderLabel] = strings.ToLower(string(r.Spec.Provider))
+	labels[ReceiverLabel] = r.Name
+	if len(validation.IsValidLabelValue(r.Spec.AppID)) == 0 && r.Spec.AppID != "" {
+		labels[AppIDLabel] = r.Spec.AppID
+	}
+	return labels
 }
