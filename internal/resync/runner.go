@@ -73,6 +73,15 @@ type Runner struct {
 	mu      sync.Mutex
 	clients map[types.UID]cachedClient
 	retry   map[types.UID]backoff
+	// handled remembers, per receiver and ChatGroup, the request value and
+	// time of the last pass this loop ran, so that a cache that has not
+	// seen the pass's own status.lastSync yet does not run it again.
+	handled map[types.UID]handledPass
+}
+
+type handledPass struct {
+	requested string
+	at        time.Time
 }
 
 type cachedClient struct {
@@ -113,6 +122,7 @@ func SetupWithManager(mgr ctrl.Manager, committer Submitter, opts Options) error
 		log:     log,
 		clients: map[types.UID]cachedClient{},
 		retry:   map[types.UID]backoff{},
+		handled: map[types.UID]handledPass{},
 	}
 	return mgr.Add(r)
 }
@@ -153,6 +163,7 @@ func (r *Runner) tick(ctx context.Context) {
 		key := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name}
 		switch {
 		case r.due(rcv):
+			r.markHandled(rcv.UID, rcv.Annotations[imv1.ResyncRequestedAnnotation])
 			r.run(ctx, rcv, nil, rcv.Annotations[imv1.ResyncRequestedAnnotation])
 		case len(requested[key]) > 0:
 			r.run(ctx, rcv, requested[key], lastRequested(rcv.Status.LastSync))
@@ -171,9 +182,10 @@ func (r *Runner) groupRequests(ctx context.Context) (map[types.NamespacedName][]
 	for _, cg := range groups.Items {
 		want, ok := cg.Annotations[imv1.ResyncRequestedAnnotation]
 		rcv := cg.Labels[imv1.ReceiverLabel]
-		if !ok || rcv == "" || want == lastRequested(cg.Status.LastSync) {
+		if !ok || rcv == "" || want == lastRequested(cg.Status.LastSync) || r.wasHandled(cg.UID, want) {
 			continue
 		}
+		r.markHandled(cg.UID, want)
 		key := types.NamespacedName{Namespace: cg.Namespace, Name: rcv}
 		out[key] = append(out[key], cg.Spec.GroupID)
 	}
@@ -187,19 +199,43 @@ func lastRequested(s *imv1.SyncStatus) string {
 	return s.Requested
 }
 
+// wasHandled reports whether this loop already ran the pass requested
+// with value for the object.
+func (r *Runner) wasHandled(uid types.UID, value string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, ok := r.handled[uid]
+	return ok && h.requested == value
+}
+
+func (r *Runner) markHandled(uid types.UID, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handled[uid] = handledPass{requested: value, at: time.Now()}
+}
+
 // due reports whether a receiver needs a full pass now.
 func (r *Runner) due(rcv *imv1.ChatReceiver) bool {
 	last := rcv.Status.LastSync
-	if want, ok := rcv.Annotations[imv1.ResyncRequestedAnnotation]; ok && want != lastRequested(last) {
+	want, requested := rcv.Annotations[imv1.ResyncRequestedAnnotation]
+	if requested && want != lastRequested(last) && !r.wasHandled(rcv.UID, want) {
 		return true
 	}
 	r.mu.Lock()
 	b, failing := r.retry[rcv.UID]
+	h, ran := r.handled[rcv.UID]
 	r.mu.Unlock()
 	if failing {
 		return !time.Now().Before(b.next)
 	}
-	return last == nil || !time.Now().Before(last.Time.Add(interval(rcv)))
+	lastTime := time.Time{}
+	if last != nil {
+		lastTime = last.Time.Time
+	}
+	if ran && h.at.After(lastTime) {
+		lastTime = h.at
+	}
+	return lastTime.IsZero() || !time.Now().Before(lastTime.Add(interval(rcv)))
 }
 
 func interval(rcv *imv1.ChatReceiver) time.Duration {
