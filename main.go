@@ -21,6 +21,7 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/controllers"
 	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
+	"chatgroup.dev/chatgroup-operator/internal/resync"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -46,6 +47,7 @@ func main() {
 		kubeBurst              int
 		ctrlOpts               controllers.Options
 		cbOpts                 = webhookserver.DefaultOptions()
+		resyncOpts             = resync.DefaultOptions()
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, for example :8443 (HTTPS) or :8080 (with --metrics-secure=false). 0 disables it.")
@@ -67,6 +69,7 @@ func main() {
 	flag.IntVar(&kubeBurst, "kube-api-burst", 4000, "Client-side burst for API server requests.")
 	cbOpts.BindFlags(flag.CommandLine)
 	ctrlOpts.BindFlags(flag.CommandLine)
+	resyncOpts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -112,8 +115,13 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := webhookserver.New(mgr, cbOpts).SetupWithManager(mgr); err != nil {
+	callbackServer := webhookserver.New(mgr, cbOpts)
+	if err := callbackServer.SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "Unable to set up the callback server")
+		os.Exit(1)
+	}
+	if err := resync.SetupWithManager(mgr, callbackServer.Committer(), resyncOpts); err != nil {
+		setupLog.Error(err, "Unable to set up resync")
 		os.Exit(1)
 	}
 	if ctrlOpts.DefaultSink, err = cloudevent.DefaultTarget(os.Getenv); err != nil {

@@ -84,6 +84,8 @@ func setGroupConditions(cg *imv1.ChatGroup, obs groupObservation) {
 		meta.RemoveStatusCondition(&st.Conditions, imv1.EventsMissedCondition)
 	}
 
+	setSyncedCondition(&st.Conditions, gen, st.LastSync)
+
 	if obs.failed {
 		return
 	}

@@ -125,7 +125,7 @@ func (r *ChatReceiverReconciler) patchStatus(ctx context.Context, base, rcv *imv
 func (r *ChatReceiverReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("chatreceiver").
-		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&imv1.ChatReceiver{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, lastSyncChangedPredicate()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -29,6 +29,7 @@ func setReceiverStatus(rcv *imv1.ChatReceiver, obs receiverObservation) {
 	gen := rcv.Generation
 	st.ObservedGeneration = gen
 	st.WebhookPath, st.PreviousWebhookPath = "", ""
+	setReceiverSynced(rcv)
 
 	switch {
 	case obs.specErr != nil:

@@ -8,7 +8,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -56,19 +55,7 @@ func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provi
 }
 
 // groupLabels are the labels of a ChatGroup the receiver creates.
-func groupLabels(rcv *imv1.ChatReceiver) map[string]string {
-	labels := make(map[string]string, len(rcv.Spec.GroupLabels)+3)
-	for k, v := range rcv.Spec.GroupLabels {
-		labels[k] = string(v)
-	}
-	labels[imv1.ProviderLabel] = strings.ToLower(string(rcv.Spec.Provider))
-	// Object names may have 253 characters, label values 63 (L8).
-	labels[imv1.ReceiverLabel] = imv1.ToLabelValue(rcv.Name)
-	if len(validation.IsValidLabelValue(rcv.Spec.AppID)) == 0 && rcv.Spec.AppID != "" {
-		labels[imv1.AppIDLabel] = rcv.Spec.AppID
-	}
-	return labels
-}
+func groupLabels(rcv *imv1.ChatReceiver) map[string]string { return rcv.GroupLabels() }
 
 // lastEventTimeInterval is how often, at most, a replica records a
 // receiver's status.lastEventTime.

@@ -121,6 +121,11 @@ func receiverPaths(obj client.Object) []string {
 	return paths
 }
 
+// Committer is the server's committer, which resync stores its events
+// through too, so that callbacks and repairs of a group are merged and
+// ordered by one queue.
+func (s *Server) Committer() *commit.Committer { return s.committer }
+
 // NeedLeaderElection is false: every replica serves callbacks.
 func (s *Server) NeedLeaderElection() bool { return false }
 

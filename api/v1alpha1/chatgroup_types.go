@@ -28,13 +28,15 @@ const (
 	EventOwnerChanged  EventKind = "OwnerChanged"
 )
 
-// LeaveReason says why members left a group.
-// +kubebuilder:validation:Enum=Quit;Kicked
+// LeaveReason says why members left a group (Quit, Kicked).
+// Resync marks the events resync made from the provider's state.
+// +kubebuilder:validation:Enum=Quit;Kicked;Resync
 type LeaveReason string
 
 const (
 	LeaveQuit   LeaveReason = "Quit"
 	LeaveKicked LeaveReason = "Kicked"
+	LeaveResync LeaveReason = "Resync"
 )
 
 // MemberRole is a member's role in a group.
@@ -297,8 +299,8 @@ type ChatGroupStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Disbanded, CleanupSucceeded, MembersTruncated and
-	// EventsMissed.
+	// conditions: Ready, Disbanded, CleanupSucceeded, MembersTruncated,
+	// EventsMissed and Synced.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -395,6 +397,10 @@ type ChatGroupStatus struct {
 	// +optional
 	LastEvent *LastEvent `json:"lastEvent,omitempty"`
 
+	// lastSync is the outcome of the last resync of this group.
+	// +optional
+	LastSync *SyncStatus `json:"lastSync,omitempty"`
+
 	// eventsApplied counts applied events (duplicates and stale events are
 	// not counted).
 	// +optional
@@ -447,6 +453,7 @@ type ChatGroupStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.status.owner`,priority=10
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=10
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`,priority=10
 type ChatGroup struct {
 	metav1.TypeMeta `json:",inline"`
 	// metadata is the standard object metadata.

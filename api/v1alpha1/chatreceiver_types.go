@@ -74,6 +74,11 @@ type ChatReceiverSpec struct {
 	// +optional
 	// +kubebuilder:default={requestsPerSecond: 2000, burst: 4000}
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// resync, when set, reads the provider's REST API periodically and
+	// repairs ChatGroups that missed callbacks.
+	// +optional
+	Resync *ResyncSpec `json:"resync,omitempty"`
 }
 
 // ChatReceiverStatus is the observed state of a ChatReceiver.
@@ -82,7 +87,7 @@ type ChatReceiverStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready.
+	// conditions: Ready and Synced.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -106,6 +111,10 @@ type ChatReceiverStatus struct {
 	// most once every 30 seconds.
 	// +optional
 	LastEventTime *metav1.Time `json:"lastEventTime,omitempty"`
+
+	// lastSync is the outcome of the last resync pass.
+	// +optional
+	LastSync *SyncStatus `json:"lastSync,omitempty"`
 
 	// disbandFences remember the ChatGroups that ttlAfterDisband deleted
 	// recently, with their disband time, so that a late event of the old
@@ -157,6 +166,7 @@ func (s *ChatReceiverStatus) FenceFor(name string) *metav1.MicroTime {
 // +kubebuilder:printcolumn:name="App",type=string,JSONPath=`.spec.appID`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ChatReceiver struct {
 	metav1.TypeMeta `json:",inline"`

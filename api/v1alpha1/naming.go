@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // ChatGroupName derives the ChatGroup name for a platform group:
@@ -85,4 +87,21 @@ func ToLabelValue(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	prefix := strings.TrimRight(name[:maxLabelValueLength-11], "-._")
 	return prefix + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// GroupLabels are the labels of the ChatGroups a receiver creates: its
+// groupLabels plus the provider, receiver and (when it is a valid label
+// value) appID labels. The callback server and resync both use it.
+func (r *ChatReceiver) GroupLabels() map[string]string {
+	labels := make(map[string]string, len(r.Spec.GroupLabels)+3)
+	for k, v := range r.Spec.GroupLabels {
+		labels[k] = string(v)
+	}
+	labels[ProviderLabel] = strings.ToLower(string(r.Spec.Provider))
+	// Object names may have 253 characters, label values 63 (L8).
+	labels[ReceiverLabel] = ToLabelValue(r.Name)
+	if len(validation.IsValidLabelValue(r.Spec.AppID)) == 0 && r.Spec.AppID != "" {
+		labels[AppIDLabel] = r.Spec.AppID
+	}
+	return labels
 }

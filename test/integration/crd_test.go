@@ -163,8 +163,8 @@ func TestChatGroup_printerColumns(t *testing.T) {
 		names = append(names, c.Name)
 		wide[c.Name] = c.Priority > 0
 	}
-	g.Expect(names).To(Equal([]string{"Name", "Provider", "Group", "Type", "Members", "Disbanded", "Last Event", "Age", "Owner", "Ready"}))
-	g.Expect(wide["Owner"] && wide["Ready"]).To(BeTrue(), "Owner and Ready are -o wide columns")
+	g.Expect(names).To(Equal([]string{"Name", "Provider", "Group", "Type", "Members", "Disbanded", "Last Event", "Age", "Owner", "Ready", "Synced"}))
+	g.Expect(wide["Owner"] && wide["Ready"] && wide["Synced"]).To(BeTrue(), "Owner, Ready and Synced are -o wide columns")
 	g.Expect(table.Rows).To(HaveLen(1))
 	cells := table.Rows[0].Cells
 	g.Expect(cells[0]).To(Equal(cg.Name))

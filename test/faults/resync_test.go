@@ -1,0 +1,421 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/controllers"
+	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/provider"
+	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
+	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
+	"chatgroup.dev/chatgroup-operator/internal/resync"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
+	"chatgroup.dev/chatgroup-operator/webhookserver"
+)
+
+const (
+	resyncAppID  = "1400000000"
+	resyncAdmin  = "administrator"
+	resyncKey    = "faults-resync-sdk-secret-key"
+	resyncGroups = 50
+	resyncOps    = 2000
+	resyncSeed   = 14
+)
+
+// lossyCallback is one callback the fake provider would send.
+type lossyCallback struct {
+	action callbacks.Action
+	params callbacks.Params
+}
+
+// The fake provider applies 2,000 random membership changes (and some
+// owner changes) over 50 groups, then disbands 10 of them. Only 70% of the
+// callbacks are delivered, some twice, reordered within groups of ten;
+// half the disbands are dropped. After one resync pass every ChatGroup
+// equals the provider's truth (members, owner, disbanded) and every group
+// whose disband was dropped has its cleanup Job.
+func TestFault_resyncRepairsLossyCallbacks(t *testing.T) {
+	env := testsupport.Start(t)
+	ctx := context.Background()
+	ns := "faults-resync"
+	if err := testsupport.CreateNamespace(ctx, env.Client, ns); err != nil {
+		t.Fatal(err)
+	}
+	url := startOperator(t, env, ns)
+	fake := tencenttest.NewFakeServer(1400000000, resyncAdmin, resyncKey)
+	t.Cleanup(fake.Close)
+	ep := resyncReceiver(t, env.Client, ns, fake.URL)
+
+	rng := rand.New(rand.NewPCG(resyncSeed, 1))
+	cbs, droppedDisbands := simulate(fake, rng)
+	delivered := deliverLossy(t, rng, ep, url, cbs)
+	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d deliveries (with duplicates), %d disbands dropped",
+		len(cbs), resyncOps, delivered, len(droppedDisbands))
+
+	groups, members := drift(t, env.Client, ns, fake.Truth)
+	t.Logf("drift before resync: %d of %d groups differ from the provider, %d member differences",
+		groups, resyncGroups, members)
+	if groups == 0 {
+		t.Fatal("the lossy delivery caused no drift: the test tests nothing")
+	}
+
+	apis := []string{tencent.APIGetGroupInfo, tencent.APIGetGroupMemberInfo, tencent.APIGetAppIDGroupList}
+	before := make([]int, len(apis))
+	for i, api := range apis {
+		before[i] = fake.Truth.Calls(api)
+	}
+	start := time.Now()
+	rcv := requestPass(t, env.Client, types.NamespacedName{Namespace: ns, Name: "resync"}, "faults")
+	t.Logf("resync pass: %d groups read, %d corrections, result %s, %s from request to recorded outcome",
+		rcv.Status.LastSync.Groups, rcv.Status.LastSync.Corrections, rcv.Status.LastSync.Result, time.Since(start).Round(time.Millisecond))
+	for i, api := range apis {
+		t.Logf("REST calls of the pass: %s %d", api, fake.Truth.Calls(api)-before[i])
+	}
+	if rcv.Status.LastSync.Result != imv1.SyncSucceeded {
+		t.Fatalf("resync pass: %s: %s", rcv.Status.LastSync.Result, rcv.Status.LastSync.Message)
+	}
+	if groups, members := drift(t, env.Client, ns, fake.Truth); groups != 0 {
+		t.Fatalf("after one resync pass %d groups still differ (%d member differences)", groups, members)
+	}
+	waitForCleanupJobs(t, env.Client, ns, droppedDisbands)
+}
+
+// startOperator runs the callback server, the reconcilers and resync for
+// one namespace and returns the callback server's URL.
+func startOperator(t *testing.T, env *testsupport.Env, ns string) string {
+	t.Helper()
+	cacheOpts := controllers.CacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Cache: cacheOpts,
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbOpts := webhookserver.DefaultOptions()
+	cbOpts.Addr = "127.0.0.1:0"
+	srv := webhookserver.New(mgr, cbOpts)
+	newClient := func(rcv *imv1.ChatReceiver, key string) (provider.RESTClient, error) {
+		c, err := resync.NewClient(rcv, key)
+		if tc, ok := c.(*tencent.Client); ok {
+			tc.Retry = provider.Retry{Attempts: 4, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+		}
+		return c, err
+	}
+	for _, err := range []error{
+		srv.SetupWithManager(mgr),
+		controllers.SetupWithManager(mgr, controllers.Options{}),
+		resync.SetupWithManager(mgr, srv.Committer(), resync.Options{Tick: 200 * time.Millisecond, NewClient: newClient}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager stopped with an error: %v", err)
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for srv.BoundAddr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("callback server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + srv.BoundAddr()
+}
+
+// resyncReceiver creates the receiver (resync every hour, discovery on)
+// and a cleanup trigger, and waits for the receiver's first pass.
+func resyncReceiver(t *testing.T, c client.Client, ns, endpoint string) providertest.Endpoint {
+	t.Helper()
+	ctx := context.Background()
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resync"},
+			StringData: map[string]string{imv1.TokenKey: "faults-resync-token-0123456789abcdef", imv1.ResyncKeyKey: resyncKey}},
+		&imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resync"},
+			Spec: imv1.ChatReceiverSpec{Provider: imv1.ProviderTencent, AppID: resyncAppID, SecretRef: imv1.SecretReference{Name: "resync"},
+				GroupLabels: map[string]string{"team": "chat"},
+				RateLimit:   &imv1.RateLimit{RequestsPerSecond: 100000, Burst: 100000},
+				Resync: &imv1.ResyncSpec{Endpoint: endpoint, Admin: resyncAdmin, SecretRef: imv1.SecretReference{Name: "resync"},
+					Interval: &metav1.Duration{Duration: time.Hour}, Discover: true}}},
+		&imv1.ChatGroupTrigger{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cleanup"},
+			Spec: imv1.ChatGroupTriggerSpec{On: []imv1.TriggerEvent{imv1.TriggerDisbanded},
+				Selector: metav1.LabelSelector{MatchLabels: map[string]string{"team": "chat"}},
+				JobTemplate: &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0),
+					Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+						Containers: []corev1.Container{{Name: "cleanup", Image: "busybox:1.36", Command: []string{"true"}}}}}}}}},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := types.NamespacedName{Namespace: ns, Name: "resync"}
+	var ep providertest.Endpoint
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var err error
+		if ep, err = providertest.ForReceiver(ctx, c, key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitPass(t, c, key, "")
+	return ep
+}
+
+// simulate applies the changes to the fake's truth and returns the
+// callbacks the provider would send, in order, and the groups whose
+// disband callback is to be dropped.
+func simulate(fake *tencenttest.FakeServer, rng *rand.Rand) ([]lossyCallback, map[string]bool) {
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	next := func() time.Time { at = at.Add(time.Millisecond); return at }
+	var cbs []lossyCallback
+	ids := make([]string, resyncGroups)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("@TGS#fault%02d", i)
+		owner := fmt.Sprintf("owner%02d", i)
+		fake.SetGroup(ids[i], "Public", ids[i], owner, "u00")
+		cbs = append(cbs, lossyCallback{callbacks.Create, callbacks.Params{GroupID: ids[i], GroupName: ids[i], Owner: owner,
+			Users: []string{owner, "u00"}, EventTime: next()}})
+	}
+	for changes := 0; changes < resyncOps; {
+		id := ids[rng.IntN(len(ids))]
+		g, _ := fake.Truth.Get(id)
+		user := fmt.Sprintf("u%02d", rng.IntN(40))
+		_, member := g.Members[user]
+		switch {
+		case rng.IntN(20) == 0 && member:
+			fake.Truth.Update(id, func(g *restfake.Group) {
+				g.Members[g.Owner], g.Members[user], g.Owner = imv1.RoleMember, imv1.RoleOwner, user
+			})
+			cbs = append(cbs, lossyCallback{callbacks.Owner, callbacks.Params{GroupID: id, Owner: user, PreviousOwner: g.Owner, EventTime: next()}})
+			changes++
+		case member && user != g.Owner:
+			fake.Truth.Update(id, func(g *restfake.Group) { delete(g.Members, user) })
+			cbs = append(cbs, lossyCallback{callbacks.Quit, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
+			changes++
+		case !member:
+			fake.Truth.Update(id, func(g *restfake.Group) { g.Members[user] = imv1.RoleMember })
+			cbs = append(cbs, lossyCallback{callbacks.Join, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
+			changes++
+		}
+	}
+	dropped := map[string]bool{}
+	for i, id := range ids[:10] {
+		g, _ := fake.Truth.Get(id)
+		fake.Truth.Update(id, func(g *restfake.Group) { g.Gone = true })
+		if i%2 == 0 {
+			dropped[id] = true
+			continue
+		}
+		cbs = append(cbs, lossyCallback{callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner, EventTime: next()}})
+	}
+	return cbs, dropped
+}
+
+// deliverLossy sends 70% of the callbacks (10% of those twice), each
+// window of ten shuffled, from 8 senders; it returns the deliveries.
+func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []lossyCallback) int {
+	t.Helper()
+	var out []lossyCallback
+	for _, cb := range cbs {
+		if cb.action != callbacks.Disband && rng.Float64() >= 0.7 {
+			continue
+		}
+		out = append(out, cb)
+		if rng.Float64() < 0.1 {
+			out = append(out, cb)
+		}
+	}
+	for i := 0; i < len(out); i += 10 {
+		w := out[i:min(i+10, len(out))]
+		rng.Shuffle(len(w), func(a, b int) { w[a], w[b] = w[b], w[a] })
+	}
+	work := make(chan lossyCallback)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for range 8 {
+		wg.Go(func() {
+			for cb := range work {
+				if err := deliver(ep, url, cb); err != nil {
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, cb := range out {
+		work <- cb
+	}
+	close(work)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d callbacks refused, first: %s", len(failures), failures[0])
+	}
+	return len(out)
+}
+
+// deliver sends one callback. A duplicate signed in the same second is a
+// replay to the server, refused with 401; that is a delivery too. A 503
+// (not stored within the commit budget under this load) is what a
+// provider sees as a failed callback that it never resends; the server
+// goes on retrying it, and resync must converge either way.
+func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
+	built, err := ep.Sender.Build(cb.action, cb.params)
+	if err != nil {
+		return err
+	}
+	for _, b := range built {
+		req, err := ep.Sender.Request(context.Background(), url, ep.Path, b)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK, http.StatusUnauthorized, http.StatusServiceUnavailable:
+		default:
+			return fmt.Errorf("%s %s: HTTP %d %s", cb.action, cb.params.GroupID, resp.StatusCode, body)
+		}
+	}
+	return nil
+}
+
+// drift compares every group of the truth with its ChatGroup and returns
+// the groups that differ and the member differences.
+func drift(t *testing.T, c client.Client, ns string, truth *restfake.Truth) (groups, members int) {
+	t.Helper()
+	for _, id := range truth.IDs() {
+		want, _ := truth.Get(id)
+		cg := &imv1.ChatGroup{}
+		err := c.Get(context.Background(), types.NamespacedName{Namespace: ns,
+			Name: imv1.ChatGroupName(imv1.ProviderTencent, resyncAppID, id)}, cg)
+		if err != nil {
+			groups++
+			members += len(want.Members)
+			continue
+		}
+		wantIDs := make([]string, 0, len(want.Members))
+		for u := range want.Members {
+			wantIDs = append(wantIDs, u)
+		}
+		slices.Sort(wantIDs)
+		var have []string
+		for _, m := range cg.Status.Members {
+			have = append(have, m.UserID)
+		}
+		diff := symmetricDiff(wantIDs, have)
+		if want.Gone {
+			diff = 0 // the provider keeps no members for a gone group
+		}
+		if diff > 0 || cg.Status.Disbanded != want.Gone || (!want.Gone && cg.Status.Owner != want.Owner) {
+			groups++
+			members += diff
+		}
+	}
+	return groups, members
+}
+
+func symmetricDiff(a, b []string) int {
+	n := 0
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			n++
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			n++
+		}
+	}
+	return n
+}
+
+// requestPass annotates the receiver and waits for the pass.
+func requestPass(t *testing.T, c client.Client, key types.NamespacedName, value string) *imv1.ChatReceiver {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, imv1.ResyncRequestedAnnotation, value)
+	rcv := &imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if err := c.Patch(context.Background(), rcv, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	return waitPass(t, c, key, value)
+}
+
+func waitPass(t *testing.T, c client.Client, key types.NamespacedName, value string) *imv1.ChatReceiver {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		rcv := &imv1.ChatReceiver{}
+		if err := c.Get(context.Background(), key, rcv); err == nil && rcv.Status.LastSync != nil && rcv.Status.LastSync.Requested == value {
+			return rcv
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no resync pass %q recorded", value)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitForCleanupJobs waits until every group whose disband was dropped is
+// disbanded with its cleanup Job.
+func waitForCleanupJobs(t *testing.T, c client.Client, ns string, dropped map[string]bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for id := range dropped {
+		name := imv1.ChatGroupName(imv1.ProviderTencent, resyncAppID, id)
+		for {
+			var jobs batchv1.JobList
+			err := c.List(context.Background(), &jobs, client.InNamespace(ns), client.MatchingLabels{imv1.GroupLabel: name})
+			cg := &imv1.ChatGroup{}
+			gerr := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, cg)
+			if err == nil && gerr == nil && len(jobs.Items) == 1 && meta.IsStatusConditionTrue(cg.Status.Conditions, imv1.DisbandedCondition) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("group %s (disband dropped): no cleanup Job", id)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Logf("all %d groups whose disband was dropped have their cleanup Job", len(dropped))
+}
