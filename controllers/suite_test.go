@@ -13,7 +13,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -80,22 +79,10 @@ func newNamespace(t *testing.T, c client.Client) string {
 	return ns.Name
 }
 
-// allowJobs lets a ServiceAccount create Jobs in its namespace, as the
-// namespace's administrator does for a trigger's ServiceAccount.
+// allowJobs lets a ServiceAccount create Jobs in its namespace.
 func allowJobs(t *testing.T, c client.Client, ns, serviceAccount string) {
 	t.Helper()
-	g := NewWithT(t)
-	ctx := context.Background()
-	name := "create-jobs-" + serviceAccount
-	g.Expect(c.Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create"}}},
-	})).To(Succeed())
-	g.Expect(c.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: serviceAccount}},
-	})).To(Succeed())
+	NewWithT(t).Expect(testsupport.AllowJobs(context.Background(), c, ns, serviceAccount)).To(Succeed())
 }
 
 // startManager runs the controllers for one namespace until the test ends

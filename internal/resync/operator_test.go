@@ -29,6 +29,7 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
 	"chatgroup.dev/chatgroup-operator/internal/resync"
+	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -57,6 +58,8 @@ func startOperator(t *testing.T) *operator {
 	g := NewWithT(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "resync-"}}
 	g.Expect(env.Client.Create(context.Background(), ns)).To(Succeed())
+	// Cleanup Jobs are created as the trigger's ServiceAccount, default.
+	g.Expect(testsupport.AllowJobs(context.Background(), env.Client, ns.Name, "default")).To(Succeed())
 	op := &operator{t: t, c: env.Client, ns: ns.Name, attempts: 3}
 
 	cacheOpts := controllers.CacheOptions()
@@ -119,7 +122,7 @@ func (op *operator) receiver(name string, p imv1.Provider, appID, endpoint, admi
 	g.Expect(op.c.Create(ctx, &imv1.ChatReceiver{
 		ObjectMeta: metav1.ObjectMeta{Namespace: op.ns, Name: name},
 		Spec: imv1.ChatReceiverSpec{Provider: p, AppID: appID, SecretRef: imv1.SecretReference{Name: name},
-			GroupLabels: map[string]string{"team": "chat"},
+			GroupLabels: map[string]imv1.LabelValue{"team": "chat"},
 			Resync: &imv1.ResyncSpec{Endpoint: endpoint, Admin: admin, SecretRef: imv1.SecretReference{Name: name},
 				Interval: &metav1.Duration{Duration: time.Hour}, Discover: discover}},
 	})).To(Succeed())

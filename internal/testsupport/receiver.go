@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,6 +76,29 @@ func (r Receiver) Create(ctx context.Context, c client.Client) (*imv1.ChatReceiv
 // CreateNamespace creates a namespace.
 func CreateNamespace(ctx context.Context, c client.Client, ns string) error {
 	return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+}
+
+// AllowJobs lets a ServiceAccount create Jobs in its namespace, as the
+// namespace's administrator does for a trigger's ServiceAccount: the
+// operator creates trigger Jobs as that ServiceAccount.
+func AllowJobs(ctx context.Context, c client.Client, ns, serviceAccount string) error {
+	name := "create-jobs-" + serviceAccount
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create"}}},
+	}
+	if err := c.Create(ctx, role); err != nil {
+		return fmt.Errorf("creating the Role %s/%s: %w", ns, name, err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: serviceAccount}},
+	}
+	if err := c.Create(ctx, binding); err != nil {
+		return fmt.Errorf("creating the RoleBinding %s/%s: %w", ns, name, err)
+	}
+	return nil
 }
 
 // LoadReceiver creates namespace ns with a ready receiver named "load"

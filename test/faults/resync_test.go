@@ -65,6 +65,10 @@ func TestFault_resyncRepairsLossyCallbacks(t *testing.T) {
 	if err := testsupport.CreateNamespace(ctx, env.Client, ns); err != nil {
 		t.Fatal(err)
 	}
+	// Cleanup Jobs are created as the trigger's ServiceAccount, default.
+	if err := testsupport.AllowJobs(ctx, env.Client, ns, "default"); err != nil {
+		t.Fatal(err)
+	}
 	url := startOperator(t, env, ns)
 	fake := tencenttest.NewFakeServer(1400000000, resyncAdmin, resyncKey)
 	t.Cleanup(fake.Close)
@@ -163,7 +167,7 @@ func resyncReceiver(t *testing.T, c client.Client, ns, endpoint string) provider
 			StringData: map[string]string{imv1.TokenKey: "faults-resync-token-0123456789abcdef", imv1.ResyncKeyKey: resyncKey}},
 		&imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resync"},
 			Spec: imv1.ChatReceiverSpec{Provider: imv1.ProviderTencent, AppID: resyncAppID, SecretRef: imv1.SecretReference{Name: "resync"},
-				GroupLabels: map[string]string{"team": "chat"},
+				GroupLabels: map[string]imv1.LabelValue{"team": "chat"},
 				RateLimit:   &imv1.RateLimit{RequestsPerSecond: 100000, Burst: 100000},
 				Resync: &imv1.ResyncSpec{Endpoint: endpoint, Admin: resyncAdmin, SecretRef: imv1.SecretReference{Name: "resync"},
 					Interval: &metav1.Duration{Duration: time.Hour}, Discover: true}}},
