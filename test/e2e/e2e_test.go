@@ -5,8 +5,10 @@
 // kube-scheduler and a kwok node): installed from dist/install.yaml, running
 // as a separate process with the installer's ServiceAccount and RBAC,
 // receiving callbacks over HTTP exactly as Tencent Cloud Chat and OpenIM
-// send them, surviving a crash, and starting the sample cleanup Job when a
-// group is disbanded. Run it with `make test-e2e`.
+// send them, surviving a crash, starting the sample cleanup Job when a
+// group is disbanded, and repairing by resync, from a fake Tencent REST
+// API, the changes whose callbacks were dropped. Run it with
+// `make test-e2e`.
 package e2e
 
 import (
