@@ -62,7 +62,7 @@ func startStatusRig(env *testsupport.Env) (*statusRig, error) {
 	opts := webhookserver.DefaultOptions()
 	cm := commit.New(mgr.GetClient(), mgr.GetAPIReader(), nil, logr.Discard(), commit.Options{
 		Concurrency: opts.CommitConcurrency, MaxPending: opts.MaxPending, RetryTimeout: opts.RetryTimeout,
-		DrainTimeout: 5 * time.Second, Limits: opts.Limits})
+		DrainTimeout: 5 * time.Second, Limits: opts.Limits, SliceThreshold: opts.SliceThreshold, SliceFill: opts.SliceFill})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

@@ -68,22 +68,20 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 			q.last = nil
 			return nil, err
 		}
-		base := cg.DeepCopy()
-		if fence != nil && cg.Status.DisbandedAt == nil {
-			// Re-created after ttlAfterDisband deleted it: the old
-			// incarnation's events stay fenced off.
-			cg.Status.DisbandedAt = fence
+		results, work, plan, err := c.reduce(ctx, q, cg, fence, batchEvents)
+		if err != nil {
+			return nil, err
 		}
-		results := groupstate.Reduce(&cg.Status, batchEvents, c.opts.Limits)
-		if equality.Semantic.DeepEqual(base.Status, cg.Status) {
-			q.last = base
+		if equality.Semantic.DeepEqual(cg.Status, work.Status) {
+			q.last = cg
 			return results, nil
 		}
-		err := c.client.Status().Patch(ctx, cg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		err = c.client.Status().Patch(ctx, work, client.MergeFromWithOptions(cg, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
 			apiWrites.WithLabelValues("status", "ok").Inc()
-			q.last = cg
+			q.last = work
+			c.afterWrite(ctx, q, work, plan)
 			return results, nil
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			apiWrites.WithLabelValues("status", "conflict").Inc()
@@ -164,6 +162,43 @@ func (c *Committer) fence(ctx context.Context, target Target) (*metav1.MicroTime
 		return nil, fmt.Errorf("reading ChatReceiver %s: %w", target.Receiver, err)
 	}
 	return rcv.Status.FenceFor(target.Key.Name), nil
+}
+
+// reduce applies a batch to a copy of the ChatGroup as stored, over its
+// full member list, and decides where the members go.
+func (c *Committer) reduce(ctx context.Context, q *groupQueue, cg *imv1.ChatGroup, fence *metav1.MicroTime,
+	events []groupstate.GroupEvent) ([]groupstate.ApplyResult, *imv1.ChatGroup, memberPlan, error) {
+	members, err := c.loadMembers(ctx, q, cg)
+	if err != nil {
+		return nil, nil, memberPlan{}, err
+	}
+	work := cg.DeepCopy()
+	if fence != nil && work.Status.DisbandedAt == nil {
+		// Re-created after ttlAfterDisband deleted it: the old
+		// incarnation's events stay fenced off.
+		work.Status.DisbandedAt = fence
+	}
+	if cg.Status.MemberSlices != nil {
+		work.Status.Members = members
+	}
+	results := groupstate.Reduce(&work.Status, events, c.limits(len(members), events, cg.Status.MemberSlices != nil))
+	plan, err := c.placeMembers(ctx, cg, work, members)
+	if err != nil {
+		return nil, nil, memberPlan{}, err
+	}
+	return results, work, plan, nil
+}
+
+// limits are the reducer's limits for a batch. When the group is sliced,
+// or the batch could take it past the threshold, its member list will not
+// be stored in the status, so the status byte budget leaves it alone.
+func (c *Committer) limits(members int, events []groupstate.GroupEvent, sliced bool) groupstate.Limits {
+	lim := c.opts.Limits
+	for _, ev := range events {
+		members += len(ev.Members)
+	}
+	lim.MembersElsewhere = sliced || members > c.opts.SliceThreshold
+	return lim
 }
 
 // getOrCreate reads the ChatGroup (from the cache unless fromAPI) and

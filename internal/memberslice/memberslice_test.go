@@ -22,7 +22,7 @@ func members(from, n int) []imv1.GroupMember {
 	return out
 }
 
-func newGroup(t *testing.T, ctx context.Context, c client.Client, ns string) *imv1.ChatGroup {
+func newGroup(ctx context.Context, t *testing.T, c client.Client, ns string) *imv1.ChatGroup {
 	t.Helper()
 	if err := testsupport.CreateNamespace(ctx, c, ns); err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func newGroup(t *testing.T, ctx context.Context, c client.Client, ns string) *im
 
 // checkListed lists the slices by the group label, as the docs tell users
 // to, and checks that they hold exactly want, each member once.
-func checkListed(t *testing.T, ctx context.Context, c client.Client, cg *imv1.ChatGroup, want []imv1.GroupMember) {
+func checkListed(ctx context.Context, t *testing.T, c client.Client, cg *imv1.ChatGroup, want []imv1.GroupMember) {
 	t.Helper()
 	var list imv1.ChatGroupMemberSliceList
 	if err := c.List(ctx, &list, client.InNamespace(cg.Namespace), client.MatchingLabels{imv1.GroupLabel: cg.Name}); err != nil {
@@ -70,7 +70,7 @@ func checkListed(t *testing.T, ctx context.Context, c client.Client, cg *imv1.Ch
 func TestStore_slicesListEveryMemberOnce(t *testing.T) {
 	env := testsupport.Start(t)
 	ctx := context.Background()
-	cg := newGroup(t, ctx, env.Client, "slices-once")
+	cg := newGroup(ctx, t, env.Client, "slices-once")
 	store := memberslice.Store{Client: env.Client, Reader: env.Client}
 
 	all := members(0, 1000)
@@ -79,7 +79,7 @@ func TestStore_slicesListEveryMemberOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	cg.Status.MemberSlices = &imv1.MemberSlicesStatus{Generation: 1, Slices: n, Seq: 7}
-	checkListed(t, ctx, env.Client, cg, all)
+	checkListed(ctx, t, env.Client, cg, all)
 
 	// The next commit adds 10 members and removes 5: status first, then
 	// the slices; Load sees the change before the slices are written.
@@ -97,7 +97,7 @@ func TestStore_slicesListEveryMemberOnce(t *testing.T) {
 		if err := store.Update(ctx, cg, loaded, memberslice.Changed(cg.Status.MemberSlices)); err != nil {
 			t.Fatal(err)
 		}
-		checkListed(t, ctx, env.Client, cg, next)
+		checkListed(ctx, t, env.Client, cg, next)
 	}
 
 	// A new generation replaces the old one once the old is deleted.
@@ -107,13 +107,13 @@ func TestStore_slicesListEveryMemberOnce(t *testing.T) {
 	if err := store.DeleteOthers(ctx, cg, 2); err != nil {
 		t.Fatal(err)
 	}
-	checkListed(t, ctx, env.Client, cg, next)
+	checkListed(ctx, t, env.Client, cg, next)
 }
 
 func TestStore_updateSkipsSlicesWrittenForALaterSeq(t *testing.T) {
 	env := testsupport.Start(t)
 	ctx := context.Background()
-	cg := newGroup(t, ctx, env.Client, "slices-seq")
+	cg := newGroup(ctx, t, env.Client, "slices-seq")
 	store := memberslice.Store{Client: env.Client, Reader: env.Client}
 
 	all := members(0, 10)
@@ -125,5 +125,5 @@ func TestStore_updateSkipsSlicesWrittenForALaterSeq(t *testing.T) {
 	if err := store.Update(ctx, cg, all[:3], []string{all[9].UserID}); err != nil {
 		t.Fatal(err)
 	}
-	checkListed(t, ctx, env.Client, cg, all)
+	checkListed(ctx, t, env.Client, cg, all)
 }
