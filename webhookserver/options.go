@@ -63,6 +63,8 @@ type Options struct {
 	// receiver's own rate limit, so they cannot starve the platform.
 	FailedAuthRate  float64
 	FailedAuthBurst int
+	// JournalTail is the journal kept once handled (see commit.Options).
+	JournalTail int
 	// SliceThreshold and SliceFill place the members of large groups in
 	// ChatGroupMemberSlices (see commit.Options).
 	SliceThreshold, SliceFill int
@@ -92,6 +94,7 @@ func DefaultOptions() Options {
 		FailedAuthBurst:       20,
 		SliceThreshold:        256,
 		SliceFill:             64,
+		JournalTail:           8,
 		Limits: groupstate.Limits{
 			MaxMembers:     200000,
 			MaxDeparted:    1000,
@@ -147,6 +150,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Limits.TombstoneTTL, "tombstone-ttl", o.Limits.TombstoneTTL,
 		"How long a departure is kept as a tombstone, counted back from the group's newest event.")
 	fs.IntVar(&o.Limits.JournalSize, "journal-size", o.Limits.JournalSize, "Journal entries kept per ChatGroup.")
+	fs.IntVar(&o.JournalTail, "journal-tail", o.JournalTail,
+		"Journal entries kept per ChatGroup once every trigger and the Kubernetes Events have handled them.")
 	fs.IntVar(&o.Limits.DedupeWindow, "dedupe-window", o.Limits.DedupeWindow, "Event keys kept per ChatGroup for deduplication.")
 	fs.BoolVar(&o.OneWritePerEvent, "one-write-per-event", o.OneWritePerEvent,
 		"Write each event on its own instead of merging concurrent events (benchmark baseline).")
@@ -180,6 +185,7 @@ func (o *Options) Validate() error {
 	check(o.Limits.MaxDeparted > 0 && o.Limits.MaxDeparted <= 5000, "max-departed must be in 1..5000")
 	check(o.Limits.JournalSize > 0 && o.Limits.JournalSize <= 1024, "journal-size must be in 1..1024")
 	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
+	check(o.JournalTail >= 0 && o.JournalTail <= o.Limits.JournalSize, "journal-tail must be in 0..journal-size")
 	return errors.Join(errs...)
 }
 
@@ -200,6 +206,7 @@ func (o *Options) commitOptions() commit.Options {
 		DrainTimeout:     drainTimeout,
 		OneWritePerEvent: o.OneWritePerEvent,
 		Limits:           o.Limits,
+		JournalTail:      o.JournalTail,
 		SliceThreshold:   o.SliceThreshold,
 		SliceFill:        o.SliceFill,
 	}

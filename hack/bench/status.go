@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,7 +63,8 @@ func startStatusRig(env *testsupport.Env) (*statusRig, error) {
 	opts := webhookserver.DefaultOptions()
 	cm := commit.New(mgr.GetClient(), mgr.GetAPIReader(), nil, logr.Discard(), commit.Options{
 		Concurrency: opts.CommitConcurrency, MaxPending: opts.MaxPending, RetryTimeout: opts.RetryTimeout,
-		DrainTimeout: 5 * time.Second, Limits: opts.Limits, SliceThreshold: opts.SliceThreshold, SliceFill: opts.SliceFill})
+		DrainTimeout: 5 * time.Second, Limits: opts.Limits, JournalTail: opts.JournalTail,
+		SliceThreshold: opts.SliceThreshold, SliceFill: opts.SliceFill})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -145,7 +147,8 @@ func printStatusRow(r, base statusRow) {
 
 // benchKey is an event key of the same form as the callback server's.
 func benchKey(parts ...any) string {
-	return fmt.Sprintf("%x", sha256.Sum256(fmt.Append(nil, parts...)))[:32]
+	sum := sha256.Sum256(fmt.Append(nil, parts...))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 func benchTarget(ns, groupID string) commit.Target {

@@ -49,6 +49,9 @@ type Options struct {
 	// Limits bound each ChatGroup's status. Limits.MaxMembers bounds the
 	// members listed, inline or in slices.
 	Limits groupstate.Limits
+	// JournalTail is how many journal entries are kept once every
+	// trigger's cursor and the announcement have passed them.
+	JournalTail int
 	// SliceThreshold is the member count above which a ChatGroup keeps its
 	// members in ChatGroupMemberSlices; a sliced group goes back inline
 	// below half of it.

@@ -182,6 +182,7 @@ func (c *Committer) reduce(ctx context.Context, q *groupQueue, cg *imv1.ChatGrou
 		work.Status.Members = members
 	}
 	results := groupstate.Reduce(&work.Status, events, c.limits(len(members), events, cg.Status.MemberSlices != nil))
+	trimJournal(&work.Status, c.opts.JournalTail)
 	plan, err := c.placeMembers(ctx, cg, work, members)
 	if err != nil {
 		return nil, nil, memberPlan{}, err
@@ -254,5 +255,26 @@ func (c *Committer) create(ctx context.Context, target Target) (*imv1.ChatGroup,
 	default:
 		apiWrites.WithLabelValues("create", "error").Inc()
 		return nil, fmt.Errorf("creating ChatGroup %s: %w", target.Key, err)
+	}
+}
+
+// trimJournal drops the journal entries that are done with: published as
+// Kubernetes Events (announcedSeq) and passed by the cursor of every
+// trigger that selects the group (status.triggers lists exactly those). The
+// last tail entries stay, for kubectl describe and for a trigger created
+// later (a cleanup trigger added after a disband still sees the
+// Disbanded entry). The journal's own bound still applies to entries that
+// are not done with.
+func trimJournal(st *imv1.ChatGroupStatus, tail int) {
+	passed := st.AnnouncedSeq
+	for _, ts := range st.Triggers {
+		passed = min(passed, ts.Cursor)
+	}
+	drop := 0
+	for drop < len(st.Journal)-tail && st.Journal[drop].Seq <= passed {
+		drop++
+	}
+	if drop > 0 {
+		st.Journal = slices.Clone(st.Journal[drop:])
 	}
 }
