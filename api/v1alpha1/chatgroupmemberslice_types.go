@@ -15,7 +15,7 @@ const (
 )
 
 // MaxSliceMembers is the schema's bound on one slice's members. The
-// committer fills slices to far less (see docs/architecture.md), so that
+// committer fills slices to far less (see docs/delivery.md), so that
 // a join rewrites a small object.
 const MaxSliceMembers = 1000
 
