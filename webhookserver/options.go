@@ -92,7 +92,7 @@ func DefaultOptions() Options {
 		MaxReceiverBurst:      4000,
 		FailedAuthRate:        1,
 		FailedAuthBurst:       20,
-		SliceThreshold:        256,
+		SliceThreshold:        128,
 		SliceFill:             64,
 		JournalTail:           8,
 		Limits: groupstate.Limits{

@@ -20,8 +20,11 @@ const (
 const MaxSliceMembers = 1000
 
 // MaxDeltaMembers bounds the members listed in status.memberSlices.added
-// and .removed. A commit with a larger change rewrites every slice instead.
-const MaxDeltaMembers = 256
+// and .removed: a bulk join of up to 1,000 members still updates only the
+// slices it touches, and the status write that carries it (at most a few
+// hundred KiB, once) stays far below etcd's request limit. A commit with a
+// larger change writes a new generation of slices instead.
+const MaxDeltaMembers = 1000
 
 // MemberSlicesStatus says where a sliced ChatGroup's members are, and
 // carries the change its last commit made to them, so that slices can be
@@ -55,13 +58,13 @@ type MemberSlicesStatus struct {
 	// added are the members the last commit added or changed.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:MaxItems=1000
 	Added []GroupMember `json:"added,omitempty"`
 
 	// removed are the user IDs the last commit removed.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:MaxItems=1000
 	Removed []string `json:"removed,omitempty"`
 }
 

@@ -145,8 +145,11 @@ func TestCommit_slicedGroupListsEveryMemberExactlyOnce(t *testing.T) {
 		g.send(imv1.EventMembersLeft, users(i, 1))
 		g.check(true)
 	}
-	g.send(imv1.EventMembersJoined, users(1000, 300)) // larger than a delta: a new generation
+	g.send(imv1.EventMembersJoined, users(1000, 300)) // a bulk join: the slices it touches
 	g.check(true)
+	g.send(imv1.EventMembersJoined, users(2000, 1100)) // larger than a delta: a new generation
+	g.check(true)
+	g.send(imv1.EventMembersLeft, users(2000, 1100))
 	g.send(imv1.EventMembersLeft, users(1000, 300))
 	g.send(imv1.EventMembersLeft, users(5, 40))
 	g.check(false) // 10 members, below half the threshold: inline again
