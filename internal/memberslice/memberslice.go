@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -144,17 +145,25 @@ func (s Store) Rewrite(ctx context.Context, cg *imv1.ChatGroup, gen int64, n int
 		i := Index(m.UserID, n)
 		parts[i] = append(parts[i], m)
 	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(rewriteConcurrency)
 	for i := range n {
 		sl, err := s.newSlice(cg, gen, i, seq, parts[i])
 		if err != nil {
 			return err
 		}
-		if err := s.Client.Create(ctx, sl); err != nil {
-			return fmt.Errorf("creating member slice %s: %w", sl.Name, err)
-		}
+		eg.Go(func() error {
+			if err := s.Client.Create(ctx, sl); err != nil {
+				return fmt.Errorf("creating member slice %s: %w", sl.Name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	return eg.Wait()
 }
+
+// rewriteConcurrency bounds the slices a rewrite creates in parallel.
+const rewriteConcurrency = 8
 
 // DeleteOthers removes the ChatGroup's slices of every generation but
 // keep (all of them when keep is 0).
