@@ -31,6 +31,9 @@ import (
 // status write switches to it, and the old generation is deleted after.
 // Until the status names it, a new generation holds nothing.
 
+// rewriteTimeout bounds writing a new generation of slices.
+const rewriteTimeout = 5 * time.Minute
+
 // memberVersion identifies the member list a sliced group had as of a
 // status: its generation and seq.
 type memberVersion struct{ generation, seq int64 }
@@ -91,7 +94,7 @@ func (c *Committer) loadMembers(ctx context.Context, q *groupQueue, cg *imv1.Cha
 // placeMembers decides where a reduced status keeps its members, and
 // fills in status.memberSlices. before is the member list the batch was
 // reduced from. A whole new generation is written here, before the status.
-func (c *Committer) placeMembers(ctx context.Context, cg, work *imv1.ChatGroup, before []imv1.GroupMember) (memberPlan, error) {
+func (c *Committer) placeMembers(cg, work *imv1.ChatGroup, before []imv1.GroupMember) (memberPlan, error) {
 	after := work.Status.Members
 	old := cg.Status.MemberSlices
 	n := len(after)
@@ -115,7 +118,11 @@ func (c *Committer) placeMembers(ctx context.Context, cg, work *imv1.ChatGroup, 
 	}
 	ms := &imv1.MemberSlicesStatus{Generation: time.Now().UnixNano(), Slices: memberslice.Count(n, c.opts.SliceFill),
 		Seq: versionOf(old).seq + 1, Listed: int32(n)}
-	if err := c.slices().Rewrite(ctx, work, ms.Generation, ms.Slices, ms.Seq, after); err != nil {
+	// A new generation of a 100,000-member group is some 1,600 slices: it
+	// gets more time than one write, bounded by the committer's life.
+	rctx, cancel := context.WithTimeout(c.ctx, rewriteTimeout)
+	defer cancel()
+	if err := c.slices().Rewrite(rctx, work, ms.Generation, ms.Slices, ms.Seq, after); err != nil {
 		return memberPlan{}, err
 	}
 	sliceRewrites.Inc()

@@ -35,11 +35,20 @@ func (c *Committer) drop(key types.NamespacedName, batch []*request, reason stri
 
 const maxConflictRetries = 10
 
+// writeTimeout bounds the API calls of one commit attempt, except writing
+// a new generation of member slices (rewriteTimeout).
+const writeTimeout = 10 * time.Second
+
 // commit applies a batch to the ChatGroup and writes its status once,
 // re-reading and re-applying on conflicts.
 func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyResult, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	cancels := []context.CancelFunc{cancel}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
 	batchEvents := make([]groupstate.GroupEvent, len(batch))
 	for i, req := range batch {
 		batchEvents[i] = req.ev
@@ -71,6 +80,12 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 		results, work, plan, err := c.reduce(ctx, q, cg, fence, batchEvents)
 		if err != nil {
 			return nil, err
+		}
+		if plan.keep != 0 {
+			// Writing a new generation of slices may have taken most of
+			// the time; the status write gets its own.
+			ctx, cancel = context.WithTimeout(c.ctx, writeTimeout)
+			cancels = append(cancels, cancel)
 		}
 		if equality.Semantic.DeepEqual(cg.Status, work.Status) {
 			q.last = cg
@@ -183,7 +198,7 @@ func (c *Committer) reduce(ctx context.Context, q *groupQueue, cg *imv1.ChatGrou
 	}
 	results := groupstate.Reduce(&work.Status, events, c.limits(len(members), events, cg.Status.MemberSlices != nil))
 	trimJournal(&work.Status, c.opts.JournalTail)
-	plan, err := c.placeMembers(ctx, cg, work, members)
+	plan, err := c.placeMembers(cg, work, members)
 	if err != nil {
 		return nil, nil, memberPlan{}, err
 	}
