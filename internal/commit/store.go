@@ -42,17 +42,10 @@ const writeTimeout = 10 * time.Second
 // commit applies a batch to the ChatGroup and writes its status once,
 // re-reading and re-applying on conflicts.
 func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyResult, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-	cancels := []context.CancelFunc{cancel}
-	defer func() {
-		for _, cancel := range cancels {
-			cancel()
-		}
-	}()
-	batchEvents := make([]groupstate.GroupEvent, len(batch))
-	for i, req := range batch {
-		batchEvents[i] = req.ev
-	}
+	var cancels cancelList
+	defer cancels.cancel()
+	ctx := cancels.timeout(c.ctx, writeTimeout)
+	batchEvents := eventsOf(batch)
 	target := batch[0].target
 
 	cg := q.last
@@ -69,12 +62,7 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 				return nil, err
 			}
 		}
-		if cg.Spec != target.Spec {
-			return nil, PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
-				target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
-		}
-		if err := c.ensureLabels(ctx, cg, target); err != nil {
-			q.last = nil
+		if err := c.checkGroup(ctx, q, cg, target); err != nil {
 			return nil, err
 		}
 		results, work, plan, err := c.reduce(ctx, q, cg, fence, batchEvents)
@@ -84,8 +72,7 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 		if plan.keep != 0 {
 			// Writing a new generation of slices may have taken most of
 			// the time; the status write gets its own.
-			ctx, cancel = context.WithTimeout(c.ctx, writeTimeout)
-			cancels = append(cancels, cancel)
+			ctx = cancels.timeout(c.ctx, writeTimeout)
 		}
 		if equality.Semantic.DeepEqual(cg.Status, work.Status) {
 			q.last = cg
@@ -113,6 +100,43 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 		}
 	}
 	return nil, fmt.Errorf("writing ChatGroup %s status: still conflicting after %d attempts", target.Key, maxConflictRetries)
+}
+
+// cancelList holds the cancel functions of a commit's contexts.
+type cancelList []context.CancelFunc
+
+func (l *cancelList) timeout(parent context.Context, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(parent, d)
+	*l = append(*l, cancel)
+	return ctx
+}
+
+func (l *cancelList) cancel() {
+	for _, cancel := range *l {
+		cancel()
+	}
+}
+
+func eventsOf(batch []*request) []groupstate.GroupEvent {
+	evs := make([]groupstate.GroupEvent, len(batch))
+	for i, req := range batch {
+		evs[i] = req.ev
+	}
+	return evs
+}
+
+// checkGroup refuses a ChatGroup of another group, and gives it the
+// receiver's labels it lacks.
+func (c *Committer) checkGroup(ctx context.Context, q *groupQueue, cg *imv1.ChatGroup, target Target) error {
+	if cg.Spec != target.Spec {
+		return PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
+			target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
+	}
+	if err := c.ensureLabels(ctx, cg, target); err != nil {
+		q.last = nil
+		return err
+	}
+	return nil
 }
 
 // tooLarge reports whether the API server refused a write for its size:

@@ -2,8 +2,8 @@ package groupstate
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"hash"
 	"sort"
 	"strconv"
