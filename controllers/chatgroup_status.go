@@ -64,9 +64,13 @@ func setGroupConditions(cg *imv1.ChatGroup, obs groupObservation) {
 		setCondition(&st.Conditions, gen, imv1.DisbandedCondition, metav1.ConditionFalse, imv1.ActiveReason, "The group is active")
 	}
 
-	if int32(len(st.Members)) < st.MemberCount {
+	listed, where := int32(len(st.Members)), "status.members"
+	if st.MemberSlices != nil {
+		listed, where = st.MemberSlices.Listed, "the member slices"
+	}
+	if listed < st.MemberCount {
 		setCondition(&st.Conditions, gen, imv1.MembersTruncatedCondition, metav1.ConditionTrue, imv1.MemberBoundReason,
-			fmt.Sprintf("status.members lists %d of %d members", len(st.Members), st.MemberCount))
+			fmt.Sprintf("%s list %d of %d members", where, listed, st.MemberCount))
 	} else {
 		meta.RemoveStatusCondition(&st.Conditions, imv1.MembersTruncatedCondition)
 	}

@@ -40,6 +40,18 @@ func TestSetGroupConditions(t *testing.T) {
 			want:   map[string]want{imv1.MembersTruncatedCondition: {metav1.ConditionTrue, imv1.MemberBoundReason}},
 		},
 		{
+			name: "a sliced group lists its members in slices, not status.members",
+			status: imv1.ChatGroupStatus{MemberCount: 100000,
+				MemberSlices: &imv1.MemberSlicesStatus{Generation: 1, Slices: 1563, Listed: 100000}},
+			want: map[string]want{imv1.MembersTruncatedCondition: absent},
+		},
+		{
+			name: "a sliced group above the member bound is truncated",
+			status: imv1.ChatGroupStatus{MemberCount: 300000,
+				MemberSlices: &imv1.MemberSlicesStatus{Generation: 1, Slices: 3125, Listed: 200000}},
+			want: map[string]want{imv1.MembersTruncatedCondition: {metav1.ConditionTrue, imv1.MemberBoundReason}},
+		},
+		{
 			name:   "reports a disbanded group without cleanup triggers",
 			status: imv1.ChatGroupStatus{Disbanded: true},
 			want: map[string]want{

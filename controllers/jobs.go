@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/memberslice"
 )
 
 // Environment variables passed to every container and init container of a
@@ -37,6 +38,7 @@ const (
 	EnvSeq            = "CHATGROUP_SEQ"
 	EnvMembers        = "CHATGROUP_MEMBERS"
 	EnvMembersOmitted = "CHATGROUP_MEMBERS_OMITTED"
+	EnvMemberSlices   = "CHATGROUP_MEMBER_SLICES"
 	EnvOperator       = "CHATGROUP_OPERATOR"
 	EnvEventTime      = "CHATGROUP_EVENT_TIME"
 	EnvEventJSON      = "CHATGROUP_EVENT_JSON"
@@ -210,6 +212,7 @@ type jobEvent struct {
 	Reason         string         `json:"reason,omitempty"`
 	Members        []string       `json:"members,omitempty"`
 	MembersOmitted int32          `json:"membersOmitted,omitempty"`
+	MemberSlices   string         `json:"memberSlices,omitempty"`
 	Operator       string         `json:"operator,omitempty"`
 	Message        string         `json:"message,omitempty"`
 	JoinType       string         `json:"joinType,omitempty"`
@@ -224,7 +227,7 @@ func eventJSON(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]byte
 		Namespace: cg.Namespace, Name: cg.Name,
 		Provider: cg.Spec.Provider, AppID: cg.Spec.AppID, GroupID: cg.Spec.GroupID,
 		Trigger: trigger, Seq: e.Seq, Kind: e.Kind, Reason: string(e.Reason),
-		Members: e.Members, MembersOmitted: e.MembersOmitted,
+		Members: e.Members, MembersOmitted: e.MembersOmitted, MemberSlices: memberSlicesSelector(cg),
 		Operator: e.Operator, Message: e.Message, JoinType: e.JoinType, Time: e.Time.UTC().Format(time.RFC3339Nano), Key: e.Key,
 	})
 	if err != nil {
@@ -253,6 +256,7 @@ func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.
 		{EnvSeq, strconv.FormatInt(e.Seq, 10)},
 		{EnvMembers, strings.Join(e.Members, "\n")},
 		{EnvMembersOmitted, strconv.FormatInt(int64(e.MembersOmitted), 10)},
+		{EnvMemberSlices, memberSlicesSelector(cg)},
 		{EnvOperator, e.Operator},
 		{EnvEventTime, eventTime},
 		{EnvEventJSON, string(doc)},
@@ -262,6 +266,16 @@ func jobEnv(cg *imv1.ChatGroup, trigger string, e *imv1.JournalEntry) ([]corev1.
 		env[i] = corev1.EnvVar{Name: v.name, Value: v.value}
 	}
 	return env, nil
+}
+
+// memberSlicesSelector is the label selector of a sliced group's member
+// slices, as of the ChatGroup the Job is built from; empty for a group
+// that keeps its members in status.members.
+func memberSlicesSelector(cg *imv1.ChatGroup) string {
+	if cg.Status.MemberSlices == nil {
+		return ""
+	}
+	return memberslice.Selector(cg.Name, cg.Status.MemberSlices.Generation)
 }
 
 // jobOutcome reads a Job's state from its terminal conditions.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestBuildJob(t *testing.T) {
 	}
 	g.Expect(names).To(Equal([]string{
 		EnvName, EnvNamespace, EnvProvider, EnvAppID, EnvGroupID, EnvTrigger, EnvEvent, EnvReason, EnvSeq,
-		EnvMembers, EnvMembersOmitted, EnvOperator, EnvEventTime, EnvEventJSON, "OWN",
+		EnvMembers, EnvMembersOmitted, EnvMemberSlices, EnvOperator, EnvEventTime, EnvEventJSON, "OWN",
 	}), "ours first, the template's duplicate dropped, its own variables kept")
 	g.Expect(values).To(HaveKeyWithValue(EnvSeq, "4"))
 	g.Expect(values).To(HaveKeyWithValue(EnvEvent, "MembersLeft"))
@@ -131,7 +132,7 @@ func TestBuildJob(t *testing.T) {
 		"appID": "1400000001", "groupID": "@TGS#abc", "trigger": "kicks", "seq": 4,
 		"kind": "MembersLeft", "reason": "Kicked", "members": ["bob", "carol"], "membersOmitted": 2,
 		"operator": "alice", "message": "spam", "time": "2026-01-02T03:04:05.000006Z", "key": "k"}`))
-	g.Expect(job.Spec.Template.Spec.InitContainers[0].Env).To(HaveLen(14))
+	g.Expect(job.Spec.Template.Spec.InitContainers[0].Env).To(HaveLen(15))
 }
 
 func TestJobOutcome(t *testing.T) {
@@ -155,4 +156,39 @@ func TestJobOutcome(t *testing.T) {
 			NewWithT(t).Expect(jobOutcome(job)).To(Equal(tt.want))
 		})
 	}
+}
+
+// A Job for a sliced 100,000-member group gets the event's own members
+// (bounded by the journal) and the selector of the group's member slices,
+// never the member list: its env stays far below the Pod size limits.
+func TestBuildJob_slicedGroupGetsSliceSelector(t *testing.T) {
+	g := NewWithT(t)
+	cg := testGroup()
+	cg.Status.MemberCount = 100000
+	cg.Status.MemberSlices = &imv1.MemberSlicesStatus{Generation: 7, Slices: 1563, Seq: 3, Listed: 100000}
+	trig := &imv1.ChatGroupTrigger{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "created"},
+		Spec: imv1.ChatGroupTriggerSpec{On: []imv1.TriggerEvent{imv1.TriggerCreated},
+			JobTemplate: &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main"}}}}}}},
+	}
+	e := imv1.JournalEntry{Seq: 3, Kind: imv1.EventCreated, MembersOmitted: 100000 - 256,
+		Time: metav1.NewMicroTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), Key: "k"}
+	for i := range 256 {
+		e.Members = append(e.Members, fmt.Sprintf("user-%0250d", i)) // the longest IDs allowed
+	}
+
+	job, err := buildJob(cg, trig, &e)
+	g.Expect(err).NotTo(HaveOccurred())
+	size := 0
+	values := map[string]string{}
+	for _, v := range job.Spec.Template.Spec.Containers[0].Env {
+		size += len(v.Name) + len(v.Value)
+		values[v.Name] = v.Value
+	}
+	selector := imv1.GroupLabel + "=" + cg.Name + "," + imv1.SliceGenerationLabel + "=7"
+	g.Expect(values).To(HaveKeyWithValue(EnvMemberSlices, selector))
+	g.Expect(values).To(HaveKeyWithValue(EnvMembersOmitted, "99744"))
+	g.Expect(values[EnvEventJSON]).To(ContainSubstring(`"memberSlices":"` + selector + `"`))
+	g.Expect(size).To(BeNumerically("<", 256<<10), "the env carries at most the journal's 256 members, twice")
 }

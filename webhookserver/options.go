@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 )
@@ -62,6 +63,11 @@ type Options struct {
 	// receiver's own rate limit, so they cannot starve the platform.
 	FailedAuthRate  float64
 	FailedAuthBurst int
+	// JournalTail is the journal kept once handled (see commit.Options).
+	JournalTail int
+	// SliceThreshold and SliceFill place the members of large groups in
+	// ChatGroupMemberSlices (see commit.Options).
+	SliceThreshold, SliceFill int
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
@@ -86,8 +92,11 @@ func DefaultOptions() Options {
 		MaxReceiverBurst:      4000,
 		FailedAuthRate:        1,
 		FailedAuthBurst:       20,
+		SliceThreshold:        128,
+		SliceFill:             64,
+		JournalTail:           8,
 		Limits: groupstate.Limits{
-			MaxMembers:     10000,
+			MaxMembers:     200000,
 			MaxDeparted:    1000,
 			JournalSize:    64,
 			DedupeWindow:   128,
@@ -131,12 +140,18 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.CommitConcurrency, "callback-commit-concurrency", o.CommitConcurrency,
 		"Maximum ChatGroups committed in parallel.")
 	fs.IntVar(&o.Limits.MaxMembers, "max-members", o.Limits.MaxMembers,
-		"Members listed in a ChatGroup's status; above it the list is truncated and memberCount stays exact.")
+		"Members listed per ChatGroup, in its status or its member slices; above it the list is truncated and memberCount stays exact.")
+	fs.IntVar(&o.SliceThreshold, "member-slice-threshold", o.SliceThreshold,
+		"Members above which a ChatGroup keeps its members in ChatGroupMemberSlices instead of its status.")
+	fs.IntVar(&o.SliceFill, "member-slice-fill", o.SliceFill,
+		"Average members per ChatGroupMemberSlice when the slices are written anew.")
 	fs.IntVar(&o.Limits.MaxDeparted, "max-departed", o.Limits.MaxDeparted,
 		"Departures (tombstones) kept per ChatGroup at most; they expire by age (tombstone-ttl) before that.")
 	fs.DurationVar(&o.Limits.TombstoneTTL, "tombstone-ttl", o.Limits.TombstoneTTL,
 		"How long a departure is kept as a tombstone, counted back from the group's newest event.")
 	fs.IntVar(&o.Limits.JournalSize, "journal-size", o.Limits.JournalSize, "Journal entries kept per ChatGroup.")
+	fs.IntVar(&o.JournalTail, "journal-tail", o.JournalTail,
+		"Journal entries kept per ChatGroup once every trigger and the Kubernetes Events have handled them.")
 	fs.IntVar(&o.Limits.DedupeWindow, "dedupe-window", o.Limits.DedupeWindow, "Event keys kept per ChatGroup for deduplication.")
 	fs.BoolVar(&o.OneWritePerEvent, "one-write-per-event", o.OneWritePerEvent,
 		"Write each event on its own instead of merging concurrent events (benchmark baseline).")
@@ -164,10 +179,13 @@ func (o *Options) Validate() error {
 	check(o.Limits.TombstoneTTL > o.RetryTimeout, "tombstone-ttl must exceed callback-retry-timeout")
 	check(o.MaxBodyBytes > 0, "callback-max-body-bytes must be positive")
 	check(o.CommitConcurrency > 0, "callback-commit-concurrency must be positive")
-	check(o.Limits.MaxMembers > 0 && o.Limits.MaxMembers <= 50000, "max-members must be in 1..50000")
+	check(o.Limits.MaxMembers > 0 && o.Limits.MaxMembers <= 1000000, "max-members must be in 1..1000000")
+	check(o.SliceThreshold > 0 && o.SliceThreshold <= 50000, "member-slice-threshold must be in 1..50000")
+	check(o.SliceFill > 0 && o.SliceFill <= imv1.MaxSliceMembers/4, "member-slice-fill must be in 1..%d", imv1.MaxSliceMembers/4)
 	check(o.Limits.MaxDeparted > 0 && o.Limits.MaxDeparted <= 5000, "max-departed must be in 1..5000")
 	check(o.Limits.JournalSize > 0 && o.Limits.JournalSize <= 1024, "journal-size must be in 1..1024")
 	check(o.Limits.DedupeWindow > 0 && o.Limits.DedupeWindow <= 1024, "dedupe-window must be in 1..1024")
+	check(o.JournalTail >= 0 && o.JournalTail <= o.Limits.JournalSize, "journal-tail must be in 0..journal-size")
 	return errors.Join(errs...)
 }
 
@@ -188,5 +206,8 @@ func (o *Options) commitOptions() commit.Options {
 		DrainTimeout:     drainTimeout,
 		OneWritePerEvent: o.OneWritePerEvent,
 		Limits:           o.Limits,
+		JournalTail:      o.JournalTail,
+		SliceThreshold:   o.SliceThreshold,
+		SliceFill:        o.SliceFill,
 	}
 }

@@ -352,8 +352,11 @@ type ChatGroupStatus struct {
 	// +optional
 	OwnerTime *metav1.MicroTime `json:"ownerTime,omitempty"`
 
-	// members are the current members, sorted by userID. Above the member
-	// bound the list is truncated and memberCount stays exact.
+	// members are the current members, sorted by userID, for groups below
+	// the slicing threshold. Larger groups keep their members in
+	// ChatGroupMemberSlices (see memberSlices) and leave this empty. Above
+	// the member bound the members are truncated and memberCount stays
+	// exact.
 	// +optional
 	// Atomic, not a map keyed by userID: only the callback server writes
 	// the list, and an atomic list costs the API server markedly less per
@@ -367,6 +370,11 @@ type ChatGroupStatus struct {
 	// +optional
 	// +kubebuilder:default=0
 	MemberCount int32 `json:"memberCount"`
+
+	// memberSlices is set when the members are kept in
+	// ChatGroupMemberSlices instead of in members.
+	// +optional
+	MemberSlices *MemberSlicesStatus `json:"memberSlices,omitempty"`
 
 	// departed are recent departures, newest last; bounded.
 	// +optional

@@ -7,6 +7,7 @@
 //
 //	go run ./hack/bench              # every scenario (make bench)
 //	go run ./hack/bench -only hot    # one scenario
+//	go run ./hack/bench -only status # the ChatGroup write-cost scenarios
 package main
 
 import (
@@ -142,6 +143,9 @@ func run(only string, scale float64, memoryGroups int) error {
 			lost += res.verification.Lost + res.verification.DuplicateEffects
 		}
 		printComparison(results)
+	}
+	if err := runStatusScenarios(ctx, env, only); err != nil {
+		return err
 	}
 	if memoryGroups > 0 && strings.Contains("memory", only) {
 		if err := measureMemory(ctx, env, memoryGroups); err != nil {

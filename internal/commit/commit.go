@@ -46,8 +46,20 @@ type Options struct {
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
-	// Limits bound each ChatGroup's status.
+	// Limits bound each ChatGroup's status. Limits.MaxMembers bounds the
+	// members listed, inline or in slices.
 	Limits groupstate.Limits
+	// JournalTail is how many journal entries are kept once every
+	// trigger's cursor and the announcement have passed them.
+	JournalTail int
+	// SliceThreshold is the member count above which a ChatGroup keeps its
+	// members in ChatGroupMemberSlices; a sliced group goes back inline
+	// below half of it.
+	SliceThreshold int
+	// SliceFill is the average number of members per slice when a
+	// generation of slices is written; slices are rewritten when they
+	// average more than twice that, or less than a quarter.
+	SliceFill int
 }
 
 // Target says which ChatGroup an event goes to and how to create it.
@@ -71,11 +83,19 @@ type request struct {
 	done     chan Result // buffered: the waiter may have given up
 }
 
-// groupQueue holds the events waiting for one ChatGroup, and the object as
+// groupQueue holds the events waiting for one ChatGroup, and the group as
 // last written, which is the base of the next batch while the queue lives.
 type groupQueue struct {
 	items []*request
-	last  *imv1.ChatGroup
+	groupBase
+}
+
+// groupBase is a ChatGroup as last written: the object, and for a sliced
+// group its full member list and the version of the slices it reflects.
+type groupBase struct {
+	last      *imv1.ChatGroup
+	members   []imv1.GroupMember
+	membersAt memberVersion
 }
 
 // Committer stores events in ChatGroup status. Submit queues an event; a
@@ -102,7 +122,7 @@ type Committer struct {
 	// empty, so the next event for the group does not start from a cache
 	// that has not seen our own write yet (which costs a failed create or
 	// a conflicting patch). Bounded by maxRecent.
-	recent map[types.NamespacedName]*imv1.ChatGroup
+	recent map[types.NamespacedName]groupBase
 }
 
 // maxRecent bounds Committer.recent. Groups busy enough to benefit fit
@@ -125,17 +145,20 @@ func New(c client.Client, reader client.Reader, recorder events.EventRecorder, l
 		ctx:      ctx,
 		cancel:   cancel,
 		queues:   map[types.NamespacedName]*groupQueue{},
-		recent:   map[types.NamespacedName]*imv1.ChatGroup{},
+		recent:   map[types.NamespacedName]groupBase{},
 	}
 	cm.idle = sync.NewCond(&cm.mu)
 	return cm
 }
 
 // Start commits until ctx ends, then gives queued events DrainTimeout to be
-// stored, and drops (and reports) those still queued. The committer works
+// stored, and drops (and reports) those still queued. On start it brings
+// the member slices of every sliced group up to date with its status, for
+// a process that stopped between the two writes. The committer works
 // before Start too; Start only bounds its life. Its owner cancels ctx once
 // no more events will be submitted.
 func (c *Committer) Start(ctx context.Context) error {
+	go c.repairAll(ctx)
 	<-ctx.Done()
 	if left := c.wait(c.opts.DrainTimeout); left > 0 {
 		c.log.Info("Stopping with events still queued; dropping and reporting them", "events", left)
@@ -164,7 +187,7 @@ func (c *Committer) Submit(target Target, ev groupstate.GroupEvent) (<-chan Resu
 	queueDepth.Set(float64(c.pending))
 	q, ok := c.queues[target.Key]
 	if !ok {
-		q = &groupQueue{last: c.recent[target.Key]}
+		q = &groupQueue{groupBase: c.recent[target.Key]}
 		delete(c.recent, target.Key)
 		c.queues[target.Key] = q
 		go c.drain(target.Key, q)
@@ -212,7 +235,7 @@ func (c *Committer) nextBatch(key types.NamespacedName, q *groupQueue) []*reques
 	switch {
 	case len(q.items) == 0:
 		delete(c.queues, key)
-		c.keepRecent(key, q.last)
+		c.keepRecent(key, q.groupBase)
 		return nil
 	case c.opts.OneWritePerEvent:
 		batch, q.items = q.items[:1:1], q.items[1:]
@@ -286,8 +309,8 @@ func fail(batch []*request, err error) {
 }
 
 // keepRecent keeps the last written object of an idle group; c.mu is held.
-func (c *Committer) keepRecent(key types.NamespacedName, last *imv1.ChatGroup) {
-	if last == nil {
+func (c *Committer) keepRecent(key types.NamespacedName, last groupBase) {
+	if last.last == nil {
 		return
 	}
 	for k := range c.recent {

@@ -38,6 +38,21 @@ var (
 		Help: "Accepted events waiting to be stored.",
 	})
 
+	sliceRewrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chatgroup_member_slice_rewrites_total",
+		Help: "Whole generations of ChatGroupMemberSlices written (a group crossing the threshold, or a large change).",
+	})
+
+	sliceRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chatgroup_member_slice_loads_total",
+		Help: "Member lists of sliced ChatGroups loaded from their slices, each checked and repaired against the status.",
+	})
+
+	sliceWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chatgroup_member_slice_write_errors_total",
+		Help: "Failed member slice updates after a stored commit; the slices are repaired before the group's next commit.",
+	})
+
 	droppedEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chatgroup_dropped_events_total",
 		Help: "Accepted events that could not be stored before the retry timeout or shutdown.",
@@ -45,5 +60,6 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(commitBatchSize, commitConflicts, apiWrites, eventResults, dedupeHits, queueDepth, droppedEvents)
+	metrics.Registry.MustRegister(commitBatchSize, commitConflicts, apiWrites, eventResults, dedupeHits, queueDepth, droppedEvents,
+		sliceRewrites, sliceRepairs, sliceWriteErrors)
 }

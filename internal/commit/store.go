@@ -35,15 +35,17 @@ func (c *Committer) drop(key types.NamespacedName, batch []*request, reason stri
 
 const maxConflictRetries = 10
 
+// writeTimeout bounds the API calls of one commit attempt, except writing
+// a new generation of member slices (rewriteTimeout).
+const writeTimeout = 10 * time.Second
+
 // commit applies a batch to the ChatGroup and writes its status once,
 // re-reading and re-applying on conflicts.
 func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyResult, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	batchEvents := make([]groupstate.GroupEvent, len(batch))
-	for i, req := range batch {
-		batchEvents[i] = req.ev
-	}
+	var cancels cancelList
+	defer cancels.cancel()
+	ctx := cancels.timeout(c.ctx, writeTimeout)
+	batchEvents := eventsOf(batch)
 	target := batch[0].target
 
 	cg := q.last
@@ -60,30 +62,28 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 				return nil, err
 			}
 		}
-		if cg.Spec != target.Spec {
-			return nil, PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
-				target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
-		}
-		if err := c.ensureLabels(ctx, cg, target); err != nil {
-			q.last = nil
+		if err := c.checkGroup(ctx, q, cg, target); err != nil {
 			return nil, err
 		}
-		base := cg.DeepCopy()
-		if fence != nil && cg.Status.DisbandedAt == nil {
-			// Re-created after ttlAfterDisband deleted it: the old
-			// incarnation's events stay fenced off.
-			cg.Status.DisbandedAt = fence
+		results, work, plan, err := c.reduce(ctx, q, cg, fence, batchEvents)
+		if err != nil {
+			return nil, err
 		}
-		results := groupstate.Reduce(&cg.Status, batchEvents, c.opts.Limits)
-		if equality.Semantic.DeepEqual(base.Status, cg.Status) {
-			q.last = base
+		if plan.keep != 0 {
+			// Writing a new generation of slices may have taken most of
+			// the time; the status write gets its own.
+			ctx = cancels.timeout(c.ctx, writeTimeout)
+		}
+		if equality.Semantic.DeepEqual(cg.Status, work.Status) {
+			q.last = cg
 			return results, nil
 		}
-		err := c.client.Status().Patch(ctx, cg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		err = c.client.Status().Patch(ctx, work, client.MergeFromWithOptions(cg, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
 			apiWrites.WithLabelValues("status", "ok").Inc()
-			q.last = cg
+			q.last = work
+			c.afterWrite(ctx, q, work, plan)
 			return results, nil
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			apiWrites.WithLabelValues("status", "conflict").Inc()
@@ -100,6 +100,43 @@ func (c *Committer) commit(q *groupQueue, batch []*request) ([]groupstate.ApplyR
 		}
 	}
 	return nil, fmt.Errorf("writing ChatGroup %s status: still conflicting after %d attempts", target.Key, maxConflictRetries)
+}
+
+// cancelList holds the cancel functions of a commit's contexts.
+type cancelList []context.CancelFunc
+
+func (l *cancelList) timeout(parent context.Context, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(parent, d)
+	*l = append(*l, cancel)
+	return ctx
+}
+
+func (l *cancelList) cancel() {
+	for _, cancel := range *l {
+		cancel()
+	}
+}
+
+func eventsOf(batch []*request) []groupstate.GroupEvent {
+	evs := make([]groupstate.GroupEvent, len(batch))
+	for i, req := range batch {
+		evs[i] = req.ev
+	}
+	return evs
+}
+
+// checkGroup refuses a ChatGroup of another group, and gives it the
+// receiver's labels it lacks.
+func (c *Committer) checkGroup(ctx context.Context, q *groupQueue, cg *imv1.ChatGroup, target Target) error {
+	if cg.Spec != target.Spec {
+		return PermanentError{fmt.Errorf("ChatGroup %s exists for another group (%s %q %q)",
+			target.Key, cg.Spec.Provider, cg.Spec.AppID, cg.Spec.GroupID)}
+	}
+	if err := c.ensureLabels(ctx, cg, target); err != nil {
+		q.last = nil
+		return err
+	}
+	return nil
 }
 
 // tooLarge reports whether the API server refused a write for its size:
@@ -166,6 +203,44 @@ func (c *Committer) fence(ctx context.Context, target Target) (*metav1.MicroTime
 	return rcv.Status.FenceFor(target.Key.Name), nil
 }
 
+// reduce applies a batch to a copy of the ChatGroup as stored, over its
+// full member list, and decides where the members go.
+func (c *Committer) reduce(ctx context.Context, q *groupQueue, cg *imv1.ChatGroup, fence *metav1.MicroTime,
+	events []groupstate.GroupEvent) ([]groupstate.ApplyResult, *imv1.ChatGroup, memberPlan, error) {
+	members, err := c.loadMembers(ctx, q, cg)
+	if err != nil {
+		return nil, nil, memberPlan{}, err
+	}
+	work := cg.DeepCopy()
+	if fence != nil && work.Status.DisbandedAt == nil {
+		// Re-created after ttlAfterDisband deleted it: the old
+		// incarnation's events stay fenced off.
+		work.Status.DisbandedAt = fence
+	}
+	if cg.Status.MemberSlices != nil {
+		work.Status.Members = members
+	}
+	results := groupstate.Reduce(&work.Status, events, c.limits(len(members), events, cg.Status.MemberSlices != nil))
+	trimJournal(&work.Status, c.opts.JournalTail)
+	plan, err := c.placeMembers(cg, work, members)
+	if err != nil {
+		return nil, nil, memberPlan{}, err
+	}
+	return results, work, plan, nil
+}
+
+// limits are the reducer's limits for a batch. When the group is sliced,
+// or the batch could take it past the threshold, its member list will not
+// be stored in the status, so the status byte budget leaves it alone.
+func (c *Committer) limits(members int, events []groupstate.GroupEvent, sliced bool) groupstate.Limits {
+	lim := c.opts.Limits
+	for _, ev := range events {
+		members += len(ev.Members)
+	}
+	lim.MembersElsewhere = sliced || members > c.opts.SliceThreshold
+	return lim
+}
+
 // getOrCreate reads the ChatGroup (from the cache unless fromAPI) and
 // creates it when it does not exist, unless every event is fenced off by
 // the disband of a deleted incarnation (errFenced). It returns that
@@ -219,5 +294,26 @@ func (c *Committer) create(ctx context.Context, target Target) (*imv1.ChatGroup,
 	default:
 		apiWrites.WithLabelValues("create", "error").Inc()
 		return nil, fmt.Errorf("creating ChatGroup %s: %w", target.Key, err)
+	}
+}
+
+// trimJournal drops the journal entries that are done with: published as
+// Kubernetes Events (announcedSeq) and passed by the cursor of every
+// trigger that selects the group (status.triggers lists exactly those). The
+// last tail entries stay, for kubectl describe and for a trigger created
+// later (a cleanup trigger added after a disband still sees the
+// Disbanded entry). The journal's own bound still applies to entries that
+// are not done with.
+func trimJournal(st *imv1.ChatGroupStatus, tail int) {
+	passed := st.AnnouncedSeq
+	for _, ts := range st.Triggers {
+		passed = min(passed, ts.Cursor)
+	}
+	drop := 0
+	for drop < len(st.Journal)-tail && st.Journal[drop].Seq <= passed {
+		drop++
+	}
+	if drop > 0 {
+		st.Journal = slices.Clone(st.Journal[drop:])
 	}
 }

@@ -16,7 +16,7 @@ const (
 )
 
 // statusBytes estimates the JSON size of the parts of st the reducer
-// writes.
+// writes, apart from the member list (see fitBudget).
 func statusBytes(st *imv1.ChatGroupStatus) int {
 	n := fixedBytes + len(st.Name) + len(st.Type) + len(st.Owner)
 	for _, k := range st.RecentKeys {
@@ -26,9 +26,6 @@ func statusBytes(st *imv1.ChatGroupStatus) int {
 		if f != nil {
 			n += len(f.Value) + 60
 		}
-	}
-	for _, m := range st.Members {
-		n += memberSize(m)
 	}
 	for _, d := range st.Departed {
 		n += departureBytes + len(d.UserID) + len(d.Operator) + len(d.Message)
@@ -56,6 +53,11 @@ func fitBudget(st *imv1.ChatGroupStatus, lim Limits) {
 	}
 	budget := lim.maxStatusBytes()
 	over := statusBytes(st) - budget
+	if !lim.MembersElsewhere {
+		for _, m := range st.Members {
+			over += memberSize(m)
+		}
+	}
 	for i := 0; over > 0 && i < len(st.Journal); i++ {
 		e := &st.Journal[i]
 		for _, m := range e.Members {
@@ -69,7 +71,7 @@ func fitBudget(st *imv1.ChatGroupStatus, lim Limits) {
 		over -= departureBytes + len(d.UserID) + len(d.Operator) + len(d.Message)
 		st.Departed = st.Departed[1:]
 	}
-	for over > 0 && len(st.Members) > 0 {
+	for over > 0 && len(st.Members) > 0 && !lim.MembersElsewhere {
 		over -= memberSize(st.Members[len(st.Members)-1])
 		st.Members = st.Members[:len(st.Members)-1]
 	}

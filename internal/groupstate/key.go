@@ -2,12 +2,15 @@ package groupstate
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"hash"
 	"sort"
 	"strconv"
 )
+
+// keyLen is how many bytes of the SHA-256 an event key keeps.
+const keyLen = 12
 
 // CanonicalKey derives the event's deduplication key from its decoded
 // content, not from the raw body: the provider, appID, group, kind, the
@@ -15,8 +18,10 @@ import (
 // type, join type, profile fields and, when the platform sent one, the event time, plus requestID
 // (OpenIM's operationID; empty for Tencent). Every part is length-prefixed,
 // so no two different events share an input. Key order, escapes, number
-// formats and unknown fields of the body do not change it. The first 32 hex
-// digits (128 bits) of the SHA-256 are kept.
+// formats and unknown fields of the body do not change it. The first 96
+// bits of the SHA-256 are kept, base64url-encoded: 16 characters, half the
+// 32 hex digits keys used to take, since every status write carries the
+// dedupe window and the journal's keys.
 func (ev *GroupEvent) CanonicalKey(requestID string) string {
 	h := sha256.New()
 	for _, part := range []string{string(ev.Provider), ev.AppID, ev.GroupID, string(ev.Kind), string(ev.Reason),
@@ -42,7 +47,7 @@ func (ev *GroupEvent) CanonicalKey(requestID string) string {
 	for _, m := range members {
 		writePart(h, m)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:32]
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:keyLen])
 }
 
 func writePart(h hash.Hash, s string) {

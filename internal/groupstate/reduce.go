@@ -44,6 +44,10 @@ type Limits struct {
 	// journal member lists, then departures, then members are shrunk to
 	// stay under it, so that a write always fits etcd's request limit.
 	MaxStatusBytes int
+	// MembersElsewhere says the member list is not stored in the status
+	// (the committer keeps a large group's members in member slices): the
+	// budget neither counts nor shrinks it. MaxMembers still applies.
+	MembersElsewhere bool
 }
 
 // Defaults for zero Limits fields.

@@ -122,15 +122,41 @@ func Verify(ctx context.Context, reader client.Reader, namespace string, plan *P
 			}
 			continue
 		}
-		checkGroup(v, cg, exp, rep)
+		listed, err := listedMembers(ctx, reader, cg)
+		if err != nil {
+			return nil, err
+		}
+		checkGroup(v, cg, listed, exp, rep)
 	}
 	return v, nil
 }
 
-func checkGroup(v *Verification, cg *imv1.ChatGroup, exp *groupExpectation, rep *Report) {
+// listedMembers returns the members a ChatGroup lists: status.members, or
+// for a large group its member slices, found by the group label as users
+// find them.
+func listedMembers(ctx context.Context, reader client.Reader, cg *imv1.ChatGroup) ([]imv1.GroupMember, error) {
+	if cg.Status.MemberSlices == nil {
+		return cg.Status.Members, nil
+	}
+	var list imv1.ChatGroupMemberSliceList
+	if err := reader.List(ctx, &list, client.InNamespace(cg.Namespace), client.MatchingLabels{imv1.GroupLabel: cg.Name}); err != nil {
+		return nil, fmt.Errorf("listing the member slices of %s: %w", cg.Name, err)
+	}
+	var out []imv1.GroupMember
+	for _, sl := range list.Items {
+		out = append(out, sl.Members...)
+	}
+	return out, nil
+}
+
+func checkGroup(v *Verification, cg *imv1.ChatGroup, listed []imv1.GroupMember, exp *groupExpectation, rep *Report) {
 	id := cg.Spec.GroupID
-	members := make(map[string]bool, len(cg.Status.Members))
-	for _, m := range cg.Status.Members {
+	members := make(map[string]bool, len(listed))
+	for _, m := range listed {
+		if members[m.UserID] {
+			v.DuplicateEffects++
+			v.example("group %s: member %s is listed twice", id, m.UserID)
+		}
 		members[m.UserID] = true
 		if exp.users[m.UserID] == nil {
 			v.Phantoms++

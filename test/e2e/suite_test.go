@@ -118,7 +118,8 @@ func (s *suite) install(t *testing.T) {
 	t.Helper()
 	s.kubectl(t, "apply", "--server-side", "-f", filepath.Join(s.root, "dist", "install.yaml"))
 	s.kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/chatgroups.im.chatgroup.dev", "crd/chatreceivers.im.chatgroup.dev", "crd/chatgrouptriggers.im.chatgroup.dev")
+		"crd/chatgroups.im.chatgroup.dev", "crd/chatreceivers.im.chatgroup.dev", "crd/chatgrouptriggers.im.chatgroup.dev",
+		"crd/chatgroupmemberslices.im.chatgroup.dev")
 	s.kubectl(t, "scale", "--namespace", operatorNamespace, "deployment/"+operatorDeployment, "--replicas=0")
 }
 

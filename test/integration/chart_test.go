@@ -165,7 +165,7 @@ func TestChart_rendersTheInstaller(t *testing.T) {
 			}
 		}
 	}
-	g.Expect(crds).To(Equal(3))
+	g.Expect(crds).To(Equal(4))
 	g.Expect(rbac).To(BeNumerically(">=", 10))
 	// And everything else, apart from the Namespace and Helm's labels.
 	expectSameObjects(t, chart, want)

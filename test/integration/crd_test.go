@@ -45,6 +45,13 @@ func TestCRDs_served(t *testing.T) {
 		g.Expect(served[name].Categories).To(ContainElement("chat"))
 	}
 	g.Expect(served["chatgroups"].ShortNames).To(ConsistOf("cg"))
+
+	// Member slices have no status: the callback server writes them whole.
+	slices := served["chatgroupmemberslices"]
+	g.Expect(slices.Namespaced).To(BeTrue())
+	g.Expect(slices.Categories).To(ContainElement("chat"))
+	g.Expect(slices.ShortNames).To(ConsistOf("cgms"))
+	g.Expect(served).NotTo(HaveKey("chatgroupmemberslices/status"))
 }
 
 func TestChatGroup_specIsImmutable(t *testing.T) {
