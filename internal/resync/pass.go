@@ -19,6 +19,7 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
+	"chatgroup.dev/chatgroup-operator/internal/memberslice"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
 )
 
@@ -33,6 +34,9 @@ type Syncer struct {
 	// Client reads ChatGroups and writes their status.lastSync and the
 	// receivers' status.lastSync.
 	Client client.Client
+	// Reader reads the member slices of large groups from the API server
+	// (Client when nil).
+	Reader client.Reader
 	// Committer stores the events.
 	Committer Submitter
 	// Recorder sends an Event for each corrected drift (may be nil).
@@ -204,6 +208,9 @@ func (s *Syncer) group(ctx context.Context, rcv *imv1.ChatReceiver, cg *imv1.Cha
 		return out // a group that neither exists nor is mirrored
 	}
 	outcome := imv1.SyncStatus{Time: metav1.NewTime(at), Result: imv1.SyncSucceeded}
+	if err := s.loadSlicedMembers(ctx, cg, &st); err != nil && snap.Err == nil {
+		snap.Err = err // the mirror's side is unknown: change nothing
+	}
 	switch {
 	case snap.Err != nil:
 		out.Failed, out.Err = 1, fmt.Errorf("group %q: %w", snap.GroupID, snap.Err)
@@ -393,3 +400,22 @@ func patchLastSync(ctx context.Context, c client.Client, obj client.Object, outc
 
 // truncate keeps a message within the API's bound.
 func truncate(s string) string { return groupstate.TruncateUTF8(s, 1024) }
+
+// loadSlicedMembers fills st.Members of a large group, whose status keeps
+// its members in ChatGroupMemberSlices, so that the diff compares the
+// whole member list with the provider's.
+func (s *Syncer) loadSlicedMembers(ctx context.Context, cg *imv1.ChatGroup, st *imv1.ChatGroupStatus) error {
+	if cg == nil || st.MemberSlices == nil {
+		return nil
+	}
+	reader := s.Reader
+	if reader == nil {
+		reader = s.Client
+	}
+	members, err := memberslice.Store{Client: s.Client, Reader: reader}.Load(ctx, cg)
+	if err != nil {
+		return fmt.Errorf("reading the mirror's members: %w", err)
+	}
+	st.Members = members
+	return nil
+}

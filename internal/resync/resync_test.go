@@ -2,6 +2,7 @@ package resync_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
+	"chatgroup.dev/chatgroup-operator/internal/memberslice"
 	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
@@ -238,4 +240,51 @@ func TestResync_groupAnnotation(t *testing.T) {
 	}, timeout, interval).Should(Equal("now"))
 	g.Expect(slices.Contains(memberIDs(&op.group(imv1.ProviderTencent, tencentAppID, "@TGS#a").Status), "zed")).To(BeTrue())
 	g.Expect(slices.Contains(memberIDs(&op.group(imv1.ProviderTencent, tencentAppID, "@TGS#b").Status), "zed")).To(BeFalse())
+}
+
+// A large group keeps its members in ChatGroupMemberSlices, not in its
+// status: resync reads them from the slices and repairs them like any
+// other group's, instead of leaving members alone as for a truncated list.
+func TestResync_slicedGroupIsRepaired(t *testing.T) {
+	op := startOperator(t)
+	fake := newTencent(t)
+	ep := op.receiver("tencent", imv1.ProviderTencent, tencentAppID, fake.URL, tencentAdmin, tencentKey, false)
+
+	users := []string{"owner"}
+	for i := range 299 {
+		users = append(users, fmt.Sprintf("user%03d", i))
+	}
+	fake.SetGroup("@TGS#big", "Public", "big", "owner", users...)
+	op.send(ep, callbacks.Create, callbacks.Params{GroupID: "@TGS#big", GroupName: "big", Owner: "owner", Users: users})
+	g := NewWithT(t)
+	g.Eventually(func() bool {
+		st := op.group(imv1.ProviderTencent, tencentAppID, "@TGS#big").Status
+		return st.MemberCount == 300 && st.MemberSlices != nil
+	}, timeout, interval).Should(BeTrue(), "the group is sliced")
+
+	// A quit and a join whose callbacks never arrive.
+	fake.Truth.Update("@TGS#big", func(g *restfake.Group) {
+		delete(g.Members, "user007")
+		g.Members["zed"] = imv1.RoleMember
+	})
+	rcv := op.requestPass("tencent", "1")
+	g.Expect(rcv.Status.LastSync.Result).To(Equal(imv1.SyncSucceeded))
+	g.Expect(rcv.Status.LastSync.Corrections).To(BeEquivalentTo(2), "one join and one leave, nothing else")
+
+	cg := op.group(imv1.ProviderTencent, tencentAppID, "@TGS#big")
+	g.Expect(cg.Status.MemberCount).To(BeEquivalentTo(300))
+	members, err := memberslice.Store{Client: op.c, Reader: op.c}.Load(context.Background(), cg)
+	g.Expect(err).NotTo(HaveOccurred())
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.UserID
+	}
+	want := slices.DeleteFunc(slices.Clone(users), func(u string) bool { return u == "user007" })
+	want = append(want, "zed")
+	slices.Sort(want)
+	g.Expect(ids).To(Equal(want))
+
+	// A second pass finds nothing to correct.
+	rcv = op.requestPass("tencent", "2")
+	g.Expect(rcv.Status.LastSync.Corrections).To(BeZero())
 }

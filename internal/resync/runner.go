@@ -116,7 +116,7 @@ func SetupWithManager(mgr ctrl.Manager, committer Submitter, opts Options) error
 	r := &Runner{
 		client: mgr.GetClient(),
 		reader: mgr.GetAPIReader(),
-		syncer: &Syncer{Client: mgr.GetClient(), Committer: committer, Recorder: mgr.GetEventRecorder("chatgroup-resync"),
+		syncer: &Syncer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Committer: committer, Recorder: mgr.GetEventRecorder("chatgroup-resync"),
 			Log: log, Concurrency: opts.Concurrency, CommitTimeout: 30 * time.Second},
 		opts:    opts,
 		log:     log,
