@@ -2,20 +2,19 @@ package controllers
 
 import (
 	"fmt"
-	"net/netip"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/clientaddr"
 )
 
-// validateReceiver checks what the schema cannot: allowedCIDRs parse.
+// validateReceiver checks what the schema cannot: allowedCIDRs parse, with
+// the parser the callback server matches them with.
 func validateReceiver(spec *imv1.ChatReceiverSpec) error {
-	for _, cidr := range spec.AllowedCIDRs {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			return fmt.Errorf("allowedCIDRs: %w", err)
-		}
+	if _, err := clientaddr.ParseCIDRs(spec.AllowedCIDRs); err != nil {
+		return fmt.Errorf("allowedCIDRs: %w", err)
 	}
 	return nil
 }

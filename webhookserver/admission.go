@@ -3,7 +3,6 @@ package webhookserver
 import (
 	"errors"
 	"math"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/clientaddr"
 )
 
 // errReplay is returned for a signed request seen before.
@@ -97,30 +97,19 @@ func (c *replayCache) expire(now time.Time) {
 	}
 }
 
-// sourceAllowed reports whether the request's source address is inside one
-// of the CIDRs. An empty list allows every source.
-func sourceAllowed(cidrs []string, remoteAddr string) bool {
+// sourceAllowed reports whether the request's client address is inside
+// one of the CIDRs. An empty list allows every source; an unknown client
+// address (see clientaddr.Client) or a CIDR that does not parse allows
+// none, so a bad entry fails closed (the reconciler reports it).
+func sourceAllowed(cidrs []string, client netip.Addr) bool {
 	if len(cidrs) == 0 {
 		return true
 	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
+	if !client.IsValid() {
 		return false
 	}
-	addr = addr.Unmap()
 	for _, c := range cidrs {
-		prefix, err := netip.ParsePrefix(c)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(c); aerr == nil && a == addr {
-				return true
-			}
-			continue
-		}
-		if prefix.Contains(addr) {
+		if p, err := clientaddr.ParseCIDR(c); err == nil && p.Contains(client) {
 			return true
 		}
 	}
@@ -180,9 +169,8 @@ func newFailures(perSec float64, burst int) *failures {
 
 // charge spends one failed authentication of the source's budget, and
 // reports false when the budget was already spent.
-func (f *failures) charge(remoteAddr string, now time.Time) bool {
-	addr, ok := sourceAddr(remoteAddr)
-	if !ok {
+func (f *failures) charge(addr netip.Addr, now time.Time) bool {
+	if !addr.IsValid() {
 		return true
 	}
 	f.mu.Lock()
@@ -209,14 +197,4 @@ func (f *failures) forgetRested(now time.Time) {
 	if len(f.sources) >= maxFailureSources {
 		clear(f.sources)
 	}
-}
-
-// sourceAddr is the address of a request's RemoteAddr.
-func sourceAddr(remoteAddr string) (netip.Addr, bool) {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	return addr.Unmap(), err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/clientaddr"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
@@ -41,6 +43,9 @@ type call struct {
 	base string
 	rcv  *imv1.ChatReceiver
 	auth provider.Auth
+	// client is the address the request came from (see
+	// clientaddr.Client); not valid when it is unknown.
+	client netip.Addr
 }
 
 // ServeHTTP handles one callback: route, admit, authenticate, decode,
@@ -65,8 +70,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // guessed from the request's shape, so even a 404 comes in a body the
 // sender can parse.
 func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
-	c := &call{w: w, r: r, start: time.Now(), prov: registry.Guess(r), label: "unknown",
-		log: s.log.WithValues("remote", r.RemoteAddr, "path", routeForLog(r.URL.Path))}
+	client, _ := clientaddr.Client(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
+	c := &call{w: w, r: r, start: time.Now(), prov: registry.Guess(r), label: "unknown", client: client,
+		log: s.log.WithValues("remote", r.RemoteAddr, "client", client.String(), "path", routeForLog(r.URL.Path))}
 	c.command, _ = c.prov.Command(r, "")
 	return c
 }
@@ -102,7 +108,7 @@ func (s *Server) admit(c *call) bool {
 	switch {
 	case c.r.Method != http.MethodPost:
 		return c.fail(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Errorf("method %s not allowed, use POST", c.r.Method))
-	case !sourceAllowed(c.rcv.Spec.AllowedCIDRs, c.r.RemoteAddr):
+	case !sourceAllowed(c.rcv.Spec.AllowedCIDRs, c.client):
 		return c.fail(http.StatusForbidden, "forbidden", errors.New("source address not in allowedCIDRs"))
 	}
 	return true
@@ -297,7 +303,7 @@ func (c *call) failPrivately(status int, result string, err error) bool {
 // source's budget of failures; past the budget the answer is 429 and
 // nothing is logged.
 func (s *Server) authFailed(c *call, status int, result string, err error) bool {
-	if s.failures.charge(c.r.RemoteAddr, s.now()) {
+	if s.failures.charge(c.client, s.now()) {
 		return c.fail(status, result, err)
 	}
 	c.reply(http.StatusTooManyRequests, "auth_rate_limited",

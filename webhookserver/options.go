@@ -4,9 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/clientaddr"
 	"chatgroup.dev/chatgroup-operator/internal/commit"
 	"chatgroup.dev/chatgroup-operator/internal/groupstate"
 )
@@ -68,6 +71,13 @@ type Options struct {
 	// SliceThreshold and SliceFill place the members of large groups in
 	// ChatGroupMemberSlices (see commit.Options).
 	SliceThreshold, SliceFill int
+	// TrustedProxies are the proxies (an Ingress controller's Pods, a load
+	// balancer) whose X-Forwarded-For header is believed: when the TCP
+	// peer is in one of them, the client address that allowedCIDRs and the
+	// failed-authentication budget see is the right-most hop of
+	// X-Forwarded-For that is not (security audit M3). Empty: the TCP peer
+	// is the client, and X-Forwarded-For is ignored.
+	TrustedProxies []netip.Prefix
 	// OneWritePerEvent disables merging: every event is its own status
 	// write. It exists as the baseline for benchmarks.
 	OneWritePerEvent bool
@@ -153,6 +163,14 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.JournalTail, "journal-tail", o.JournalTail,
 		"Journal entries kept per ChatGroup once every trigger and the Kubernetes Events have handled them.")
 	fs.IntVar(&o.Limits.DedupeWindow, "dedupe-window", o.Limits.DedupeWindow, "Event keys kept per ChatGroup for deduplication.")
+	fs.Func("trusted-proxies",
+		"Comma-separated CIDRs of proxies (such as the Ingress controller's Pods) whose X-Forwarded-For is believed: "+
+			"behind them, allowedCIDRs and the failed-authentication budget see the right-most untrusted hop. Default: none.",
+		func(v string) error {
+			p, err := clientaddr.ParseCIDRs(strings.Split(v, ","))
+			o.TrustedProxies = append(o.TrustedProxies, p...)
+			return err
+		})
 	fs.BoolVar(&o.OneWritePerEvent, "one-write-per-event", o.OneWritePerEvent,
 		"Write each event on its own instead of merging concurrent events (benchmark baseline).")
 }

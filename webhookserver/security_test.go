@@ -2,10 +2,12 @@ package webhookserver_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +301,52 @@ func TestServer_L10_bodiesInFlightAreBounded(t *testing.T) {
 	g.Expect(pw.Close()).To(Succeed())
 	g.Expect(<-done).To(Equal(http.StatusOK))
 	g.Expect(h.do(http.MethodPost, h.exitURL(), exitOf("G3")).Code).To(Equal(http.StatusOK))
+}
+
+// TestServer_M3_allowedCIDRsWorkBehindTrustedProxies: behind an Ingress
+// (the TCP peer, 127.0.0.1 here, is a trusted proxy) allowedCIDRs judge the
+// right-most untrusted X-Forwarded-For hop, so the platform's address is
+// admitted and a forged hop on the left does not help anyone else.
+// Without --trusted-proxies the header is ignored.
+func TestServer_M3_allowedCIDRsWorkBehindTrustedProxies(t *testing.T) {
+	g := NewWithT(t)
+	setCIDRs := func(h *harness) {
+		rcv := &imv1.ChatReceiver{}
+		g.Expect(h.client.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "openim"}, rcv)).To(Succeed())
+		rcv.Spec.AllowedCIDRs = []string{"203.0.113.0/24"}
+		g.Expect(h.client.Update(context.Background(), rcv)).To(Succeed())
+	}
+	url := imv1.WebhookPath(testNS, "openim", openIMToken) + "/callbackAfterQuitGroupCommand"
+	h := newHarness(t, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	setCIDRs(h)
+	codes := []int{}
+	for _, xff := range []string{
+		"203.0.113.7",                       // the platform, through the Ingress
+		"198.51.100.66",                     // anyone else
+		"203.0.113.7, 198.51.100.66",        // anyone else, forging the platform's hop
+		"198.51.100.66, 203.0.113.7",        // the platform, behind a proxy of its own
+		"127.0.0.5, 203.0.113.7, 127.0.0.9", // trusted hops are skipped
+		"not-an-address",                    // unknown client: refused
+	} {
+		codes = append(codes, h.do(http.MethodPost, url, openIMQuitBody, "X-Forwarded-For", xff).Code)
+	}
+	g.Expect(codes).To(Equal([]int{200, 403, 403, 200, 200, 403}))
+
+	untrusting := newHarness(t)
+	setCIDRs(untrusting)
+	g.Expect(untrusting.do(http.MethodPost, url, openIMQuitBody, "X-Forwarded-For", "203.0.113.7").Code).
+		To(Equal(http.StatusForbidden))
+}
+
+// TestOptions_M3_trustedProxiesFlag: --trusted-proxies takes CIDRs, with
+// the parser allowedCIDRs are validated with (I3).
+func TestOptions_M3_trustedProxiesFlag(t *testing.T) {
+	g := NewWithT(t)
+	o := DefaultOptions()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.BindFlags(fs)
+	g.Expect(fs.Parse([]string{"--trusted-proxies=10.0.0.0/8, 2001:db8::/32"})).To(Succeed())
+	g.Expect(o.TrustedProxies).To(Equal([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}))
+	g.Expect(fs.Parse([]string{"--trusted-proxies=10.0.0.1"})).To(MatchError(ContainSubstring("not a CIDR")))
 }

@@ -55,7 +55,9 @@ type ChatReceiverSpec struct {
 	SecretRef SecretReference `json:"secretRef"`
 
 	// allowedCIDRs, when set, limits the source addresses callbacks may come
-	// from.
+	// from, as CIDRs (a single address is 192.0.2.1/32). Behind an Ingress,
+	// the source is the client address read from X-Forwarded-For, if the
+	// operator's --trusted-proxies lists the Ingress's addresses.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32
