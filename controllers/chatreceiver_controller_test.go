@@ -94,6 +94,7 @@ func TestChatReceiverReconciler_Reconcile(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-cidr"},
 			Spec: imv1.ChatReceiverSpec{
 				Provider:     imv1.ProviderOpenIM,
+				AppID:        "openim-1",
 				SecretRef:    imv1.SecretReference{Name: "tencent-token"},
 				AllowedCIDRs: []string{"10.0.0.0/33"},
 			},

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
@@ -84,7 +85,7 @@ func TestServer_H3_oversizedEventIsPermanentAndSparesOthers(t *testing.T) {
 	g.Expect(h.do(http.MethodPost, base+"/callbackAfterQuitGroupCommand", openIMQuitBody, "operationID", "b").Code).To(Equal(http.StatusServiceUnavailable))
 	close(gate)
 	g.Eventually(func(g Gomega) {
-		g.Expect(h.group(g, imv1.ProviderOpenIM, "", "G001").Status.Departed).To(HaveLen(1), "the valid quit is stored")
+		g.Expect(h.group(g, imv1.ProviderOpenIM, openimtest.SampleAppID, "G001").Status.Departed).To(HaveLen(1), "the valid quit is stored")
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
@@ -219,7 +220,7 @@ func TestServer_M3_shutdownDropsAreReportedBeforeStartReturns(t *testing.T) {
 func TestServer_N3_nameCollisionRaisesWarningOnReceiver(t *testing.T) {
 	g := NewWithT(t)
 	c := fakeClient(receivers...).Build()
-	name := imv1.ChatGroupName(imv1.ProviderOpenIM, "", "G001")
+	name := imv1.ChatGroupName(imv1.ProviderOpenIM, openimtest.SampleAppID, "G001")
 	// Another group already holds the name (a collision, or a wrong
 	// pre-created object).
 	g.Expect(c.Create(context.Background(), &imv1.ChatGroup{

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
@@ -111,7 +112,7 @@ func TestServer_integration(t *testing.T) {
 	openim := baseURL + imv1.WebhookPath(ns, "openim", openIMToken)
 	post(g, openim+"/callbackAfterCreateGroupCommand", `{"callbackCommand":"callbackAfterCreateGroupCommand","groupID":"3188466436","groupName":"g1","notification":"","introduction":"","faceURL":"","ownerUserID":"u1","createTime":1700000000000,"memberCount":3,"ex":"","status":0,"creatorUserID":"u1","groupType":2,"needVerification":0,"lookMemberInfo":0,"applyMemberFriend":0,"notificationUpdateTime":0,"notificationUserID":"","initMemberList":[{"userID":"u1","roleLevel":100},{"userID":"u2","roleLevel":20},{"userID":"u3","roleLevel":20},{"userID":"u1","roleLevel":20}]}`, "op1")
 	post(g, openim+"/callbackAfterDisMissGroupCommand", `{"callbackCommand":"callbackAfterDisMissGroupCommand","groupID":"3188466436","ownerID":"u1","groupType":"\u0002","membersID":[]}`, "op2")
-	g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: imv1.ChatGroupName(imv1.ProviderOpenIM, "", "3188466436")}, cg)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: imv1.ChatGroupName(imv1.ProviderOpenIM, openimtest.SampleAppID, "3188466436")}, cg)).To(Succeed())
 	g.Expect(cg.Status.Disbanded).To(BeTrue())
 	g.Expect(cg.Status.Type).To(Equal("Work"))
 	g.Expect(cg.Status.MemberCount).To(Equal(int32(3)))

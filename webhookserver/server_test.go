@@ -179,7 +179,7 @@ func TestServer_openIMCallback(t *testing.T) {
 		g.Expect(reply).To(Equal(openIMReply{ErrMsg: "applied"}))
 		h.now = h.now.Add(time.Second)
 	}
-	cg := h.group(g, imv1.ProviderOpenIM, "", "G001")
+	cg := h.group(g, imv1.ProviderOpenIM, openimtest.SampleAppID, "G001")
 	g.Expect(cg.Status.Departed).To(HaveLen(1))
 	g.Expect(cg.Status.LastSeq).To(Equal(int64(2)), "two quits with different operationIDs are two events")
 
@@ -325,6 +325,6 @@ func TestServer_commitBudget(t *testing.T) {
 
 	close(failing) // the API server is back
 	g.Eventually(func(g Gomega) {
-		g.Expect(h.group(g, imv1.ProviderOpenIM, "", "G001").Status.Departed).To(HaveLen(1))
+		g.Expect(h.group(g, imv1.ProviderOpenIM, openimtest.SampleAppID, "G001").Status.Departed).To(HaveLen(1))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }

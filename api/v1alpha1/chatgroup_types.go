@@ -58,7 +58,8 @@ type ChatGroupSpec struct {
 	Provider Provider `json:"provider"`
 
 	// appID is the platform application the group belongs to: the Tencent
-	// SDKAppID, or the receiver's appID for OpenIM (may be empty).
+	// SDKAppID, or the receiver's appID for OpenIM (empty on groups made
+	// before receivers needed one).
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	AppID string `json:"appID,omitempty"`

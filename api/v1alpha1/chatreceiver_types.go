@@ -34,15 +34,17 @@ type RateLimit struct {
 type LabelValue string
 
 // ChatReceiverSpec configures one callback endpoint.
-// +kubebuilder:validation:XValidation:rule="self.provider != 'Tencent' || (has(self.appID) && size(self.appID) > 0)",message="appID is required for the Tencent provider"
+// +kubebuilder:validation:XValidation:rule="has(self.appID) && size(self.appID) > 0",message="appID is required: the Tencent SdkAppid, or a name for the OpenIM server, so that two servers' groups never share a ChatGroup"
 type ChatReceiverSpec struct {
 	// provider is the IM platform that sends the callbacks.
 	// +required
 	Provider Provider `json:"provider"`
 
-	// appID is the platform application. Required for Tencent: callbacks
-	// whose SdkAppid differs are rejected with 403. For OpenIM it is only
-	// recorded on the ChatGroups.
+	// appID is the platform application. For Tencent it is the SdkAppid:
+	// callbacks whose SdkAppid differs are rejected with 403. OpenIM sends
+	// none, so for OpenIM it names the OpenIM server (instance): give each
+	// server its own, so that two servers' groups with the same ID stay in
+	// separate ChatGroups (it is part of the ChatGroup's name).
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	AppID string `json:"appID,omitempty"`

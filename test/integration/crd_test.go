@@ -132,6 +132,21 @@ func TestChatGroup_validation(t *testing.T) {
 		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 		g.Expect(err.Error()).To(ContainSubstring("appID is required"))
 	})
+
+	// L9: two OpenIM servers without appIDs wrote the same group ID into
+	// one ChatGroup, so an OpenIM receiver must name its server.
+	t.Run("L9 requires appID for OpenIM receivers", func(t *testing.T) {
+		g := NewWithT(t)
+		rcv := &imv1.ChatReceiver{
+			ObjectMeta: metav1.ObjectMeta{Name: "no-app-openim", Namespace: "default"},
+			Spec:       imv1.ChatReceiverSpec{Provider: imv1.ProviderOpenIM, SecretRef: imv1.SecretReference{Name: "s"}},
+		}
+		err := env.Client.Create(ctx, rcv)
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		g.Expect(err.Error()).To(ContainSubstring("appID is required"))
+		rcv.Spec.AppID = "openim-1"
+		g.Expect(env.Client.Create(ctx, rcv)).To(Succeed())
+	})
 }
 
 // TestChatGroup_printerColumns reads the Table the API server renders for

@@ -18,15 +18,15 @@ import (
 type kit struct {
 	// newSender returns a Sender for a receiver's appID and token.
 	newSender func(appID, token string) callbacks.Sender
-	// sampleAppID is the appID tests give the provider's receivers; empty
-	// when the provider has none.
+	// sampleAppID is the appID tests give the provider's receivers. Every
+	// receiver needs one; for OpenIM it names the server.
 	sampleAppID string
 }
 
 // kits are the providers' test packages, one line each.
 var kits = []kit{
 	{tencenttest.New, tencenttest.SampleAppID},
-	{openimtest.New, ""},
+	{openimtest.New, openimtest.SampleAppID},
 }
 
 // find returns the kit of a provider, by name in any case.

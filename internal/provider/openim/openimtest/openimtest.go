@@ -44,6 +44,10 @@ type Sender struct {
 
 var _ callbacks.Sender = Sender{}
 
+// SampleAppID is the appID the documented samples and tests give OpenIM
+// receivers. OpenIM sends no appID; the receiver's names the server.
+const SampleAppID = "openim-1"
+
 // New returns a Sender. OpenIM signs nothing: appID and token are unused.
 func New(_, _ string) callbacks.Sender { return Sender{} }
 
