@@ -8,8 +8,8 @@
 // template: the namespace becomes the release's, the usual knobs (replicas,
 // image, resources, scheduling, extra flags, the callback Service's type,
 // port and annotations) become values whose defaults are the kustomize
-// ones, and the optional parts (CRDs, NetworkPolicy, ServiceMonitor, Grafana
-// dashboard) sit behind switches. `make build-installer` runs it:
+// ones, and the optional parts (CRDs, NetworkPolicy, PodDisruptionBudget,
+// ServiceMonitor, Grafana dashboard) sit behind switches. `make build-installer` runs it:
 //
 //	bin/kustomize build config/monitoring | go run ./hack/chart --out dist/chart --version 0.1.0
 package main
@@ -328,6 +328,8 @@ func (c *chart) prepare(o object) (dir, cond string, err error) {
 		return dir, "", err
 	case "NetworkPolicy":
 		return "network-policy", ".Values.networkPolicy.enabled", nil
+	case "PodDisruptionBudget":
+		return "manager", ".Values.podDisruptionBudget.enabled", nil
 	case "ServiceMonitor":
 		labels[sMonitorLabels] = ""
 		spec, _ := o["spec"].(map[string]any)
@@ -550,6 +552,11 @@ crds:
 # Admits only callbacks, probes and metrics (from namespaces labelled
 # metrics=enabled) to the manager Pods. Needs a CNI that enforces it.
 networkPolicy:
+  enabled: true
+
+# Lets voluntary disruptions (node drains) take at most one manager Pod at
+# a time, so that one replica keeps answering callbacks.
+podDisruptionBudget:
   enabled: true
 
 # A Prometheus Operator ServiceMonitor for the metrics endpoint. Needs the

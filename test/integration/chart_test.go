@@ -250,6 +250,7 @@ func TestChart_values(t *testing.T) {
 
 	g.Expect(get("CustomResourceDefinition", "chatgroups.im.chatgroup.dev").GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"))
 	get("NetworkPolicy", "chatgroup-controller-manager")
+	get("PodDisruptionBudget", "chatgroup-controller-manager")
 
 	sm := get("ServiceMonitor", "chatgroup-controller-manager-metrics-monitor")
 	g.Expect(sm.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
@@ -259,10 +260,11 @@ func TestChart_values(t *testing.T) {
 
 	t.Run("switches off", func(t *testing.T) {
 		g := NewWithT(t)
-		objs := objects(t, helmTemplate(t, "crds.install=false", "networkPolicy.enabled=false"))
+		objs := objects(t, helmTemplate(t, "crds.install=false", "networkPolicy.enabled=false", "podDisruptionBudget.enabled=false"))
 		for k := range objs {
 			g.Expect(k).NotTo(HavePrefix("CustomResourceDefinition "))
 			g.Expect(k).NotTo(HavePrefix("NetworkPolicy "))
+			g.Expect(k).NotTo(HavePrefix("PodDisruptionBudget "))
 			g.Expect(k).NotTo(HavePrefix("ServiceMonitor "), "off by default")
 			g.Expect(k).NotTo(HavePrefix("ConfigMap "), "off by default")
 		}
@@ -356,4 +358,30 @@ func TestInstaller_pinsTheImage(t *testing.T) {
 		chartImage += "@" + values.Image.Digest
 	}
 	g.Expect(chartImage).To(Equal(image))
+}
+
+// TestInstaller_L10_shipsNetworkPolicyAndPodDisruptionBudget: the
+// installer (and so the chart's defaults) hardens the manager with a
+// NetworkPolicy and a PodDisruptionBudget that select its Pods, and the
+// budget never blocks a drain.
+func TestInstaller_L10_shipsNetworkPolicyAndPodDisruptionBudget(t *testing.T) {
+	g := NewWithT(t)
+	install, err := os.ReadFile(filepath.Join(testsupport.RepoRoot(), "dist", "install.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	objs := objects(t, install)
+	field := func(u *unstructured.Unstructured, path ...string) any {
+		v, _, err := unstructured.NestedFieldNoCopy(u.Object, path...)
+		g.Expect(err).NotTo(HaveOccurred())
+		return v
+	}
+	key := func(kind string) string { return kind + " " + operatorNamespace + "/chatgroup-controller-manager" }
+	g.Expect(objs).To(HaveKey(key("Deployment")))
+	podLabels := field(objs[key("Deployment")], "spec", "template", "metadata", "labels")
+	g.Expect(objs).To(HaveKey(key("NetworkPolicy")))
+	g.Expect(field(objs[key("NetworkPolicy")], "spec", "podSelector", "matchLabels")).To(Equal(podLabels))
+	g.Expect(objs).To(HaveKey(key("PodDisruptionBudget")))
+	pdb := objs[key("PodDisruptionBudget")]
+	g.Expect(field(pdb, "spec", "selector", "matchLabels")).To(Equal(podLabels))
+	g.Expect(field(pdb, "spec", "maxUnavailable")).To(BeEquivalentTo(1))
+	g.Expect(field(pdb, "spec")).NotTo(HaveKey("minAvailable"))
 }

@@ -216,6 +216,7 @@ func TestInstaller_appliesServerSide(t *testing.T) {
 		"deployment.apps/chatgroup-controller-manager serverside-applied (server dry run)",
 		"service/chatgroup-callbacks serverside-applied (server dry run)",
 		"clusterrole.rbac.authorization.k8s.io/chatgroup-manager-role serverside-applied (server dry run)",
+		"poddisruptionbudget.policy/chatgroup-controller-manager serverside-applied (server dry run)",
 	} {
 		g.Expect(string(out)).To(ContainSubstring(want))
 	}
