@@ -46,6 +46,7 @@ func (s *Server) credentials(ctx context.Context, rcv *imv1.ChatReceiver) (provi
 		return provider.Credentials{}, fmt.Errorf("the receiver's Secret %s has no %q", key.Name, imv1.TokenKey)
 	}
 	c.Username, c.Password = string(secret.Data[imv1.UsernameKey]), string(secret.Data[imv1.PasswordKey])
+	c.HeaderToken = string(secret.Data[imv1.HeaderTokenKey])
 	if (c.Username == "") != (c.Password == "") {
 		// Half a basic-auth pair must not turn basic auth off (security
 		// audit L4): refuse every request until the Secret is fixed.

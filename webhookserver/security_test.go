@@ -350,3 +350,30 @@ func TestOptions_M3_trustedProxiesFlag(t *testing.T) {
 	g.Expect(o.TrustedProxies).To(Equal([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}))
 	g.Expect(fs.Parse([]string{"--trusted-proxies=10.0.0.1"})).To(MatchError(ContainSubstring("not a CIDR")))
 }
+
+// TestServer_M4_headerTokenOnTopOfThePath: with a headerToken in the
+// receiver's Secret, the OpenIM path alone is no longer enough: a callback
+// needs the X-Chatgroup-Token header too, with basic auth if that is set.
+func TestServer_M4_headerTokenOnTopOfThePath(t *testing.T) {
+	g := NewWithT(t)
+	r := testsupport.Receiver{Namespace: testNS, Name: "openim-header", Provider: imv1.ProviderOpenIM, Token: "header-path-token",
+		HeaderToken: "h3ader-t0ken"}
+	rcv, secret := r.Objects()
+	both := testsupport.Receiver{Namespace: testNS, Name: "openim-both", Provider: imv1.ProviderOpenIM, Token: "both-path-token",
+		HeaderToken: "h3ader-t0ken", Username: "im", Password: "s3cret"}
+	rcv2, secret2 := both.Objects()
+	h := newHarnessWithClient(t, fakeClient().WithObjects(rcv, secret, rcv2, secret2).Build())
+	quit := imv1.WebhookPath(testNS, r.Name, r.Token) + "/callbackAfterQuitGroupCommand"
+
+	g.Expect(h.do(http.MethodPost, quit, openIMQuitBody).Code).To(Equal(http.StatusUnauthorized), "the path alone")
+	g.Expect(h.do(http.MethodPost, quit, openIMQuitBody, "X-Chatgroup-Token", "h3ader-t0keN").Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(h.do(http.MethodPost, quit, openIMQuitBody, "X-Chatgroup-Token", "h3ader-t0ken").Code).To(Equal(http.StatusOK))
+
+	quit2 := imv1.WebhookPath(testNS, both.Name, both.Token) + "/callbackAfterQuitGroupCommand"
+	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "X-Chatgroup-Token", "h3ader-t0ken").Code).
+		To(Equal(http.StatusUnauthorized), "the header without basic auth")
+	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "Authorization", "Basic aW06czNjcmV0").Code). // im:s3cret
+		To(Equal(http.StatusUnauthorized), "basic auth without the header")
+	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "Authorization", "Basic aW06czNjcmV0", "X-Chatgroup-Token", "h3ader-t0ken").Code).
+		To(Equal(http.StatusOK))
+}

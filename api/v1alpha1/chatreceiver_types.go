@@ -50,8 +50,9 @@ type ChatReceiverSpec struct {
 	AppID string `json:"appID,omitempty"`
 
 	// secretRef names a Secret holding `token` (and optionally
-	// `previousToken` during rotation, and `username`/`password` to require
-	// HTTP basic auth). For Tencent the token verifies Sign; for OpenIM it
+	// `previousToken` during rotation, and for OpenIM `username`/`password`
+	// to require HTTP basic auth and `headerToken` to require an
+	// X-Chatgroup-Token header). For Tencent the token verifies Sign; for OpenIM it
 	// makes the webhook path unguessable.
 	// +required
 	SecretRef SecretReference `json:"secretRef"`

@@ -54,6 +54,9 @@ const (
 	// OpenIM receivers.
 	UsernameKey = "username"
 	PasswordKey = "password"
+	// HeaderTokenKey optionally requires OpenIM callbacks to carry this
+	// value in the X-Chatgroup-Token header, on top of the path.
+	HeaderTokenKey = "headerToken"
 )
 
 // Labels set on ChatGroups created by the callback server and on Jobs

@@ -22,6 +22,8 @@ type Credentials struct {
 	Tokens []string
 	// Username and Password are the optional basic-auth credentials.
 	Username, Password string
+	// HeaderToken is the optional value a request header must carry.
+	HeaderToken string
 }
 
 // Auth is an authenticated request's identity.

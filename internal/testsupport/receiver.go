@@ -25,8 +25,10 @@ type Receiver struct {
 	// Token is required; PreviousToken, Username and Password are optional.
 	Token, PreviousToken string
 	Username, Password   string
-	GroupLabels          map[string]string
-	RateLimit            *imv1.RateLimit
+	// HeaderToken is the Secret's optional headerToken (OpenIM).
+	HeaderToken string
+	GroupLabels map[string]string
+	RateLimit   *imv1.RateLimit
 }
 
 // Objects returns the ready receiver and its Secret, for a fake client.
@@ -49,6 +51,9 @@ func (r Receiver) Objects() (*imv1.ChatReceiver, *corev1.Secret) {
 	}
 	if r.Username != "" {
 		data[imv1.UsernameKey], data[imv1.PasswordKey] = []byte(r.Username), []byte(r.Password)
+	}
+	if r.HeaderToken != "" {
+		data[imv1.HeaderTokenKey] = []byte(r.HeaderToken)
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: r.Namespace}, Data: data}
 	return rcv, secret

@@ -11,6 +11,7 @@ package openim
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -53,17 +54,33 @@ func (Provider) KnownCommand(command string) (string, bool) {
 // RequestID is the operationID header.
 func (Provider) RequestID(r *http.Request) string { return r.Header.Get(OperationIDHeader) }
 
+// CallbackTokenHeader carries the receiver's optional header token (the Secret's
+// headerToken), for an OpenIM server or a proxy in front of the operator
+// that can add a header: the path alone is then not enough (security audit
+// M4).
+const CallbackTokenHeader = "X-Chatgroup-Token"
+
 // Authenticate checks basic auth when the receiver's Secret has a username
-// or a password (the caller refuses a Secret with only one of them). Both
-// are always compared, so the timing does not tell which one was wrong.
-// OpenIM signs nothing else, so there is no replay identity.
+// or a password (the caller refuses a Secret with only one of them), and
+// the CallbackTokenHeader when it has a headerToken. Every credential is always
+// compared, so the timing does not tell which one was wrong. OpenIM signs
+// nothing else, so there is no replay identity.
 func (Provider) Authenticate(r *http.Request, creds provider.Credentials, _ time.Time, _ time.Duration) (provider.Auth, error) {
+	basicOK := true
 	if creds.Username != "" || creds.Password != "" {
 		user, pass, ok := r.BasicAuth()
 		userOK, passOK := constantTimeEqual(user, creds.Username), constantTimeEqual(pass, creds.Password)
-		if !ok || !userOK || !passOK {
-			return provider.Auth{}, provider.Unauthorized(errors.New("basic auth required"))
-		}
+		basicOK = ok && userOK && passOK
+	}
+	headerOK := true
+	if creds.HeaderToken != "" {
+		headerOK = constantTimeEqual(r.Header.Get(CallbackTokenHeader), creds.HeaderToken)
+	}
+	switch {
+	case !basicOK:
+		return provider.Auth{}, provider.Unauthorized(errors.New("basic auth required"))
+	case !headerOK:
+		return provider.Auth{}, provider.Unauthorized(fmt.Errorf("%s header required", CallbackTokenHeader))
 	}
 	return provider.Auth{Token: -1}, nil
 }
