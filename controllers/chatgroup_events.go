@@ -10,10 +10,6 @@ import (
 )
 
 const (
-	// maxAnnouncedPerReconcile bounds the Events one reconcile sends for
-	// journal entries; older unannounced entries are summarised in one
-	// Warning.
-	maxAnnouncedPerReconcile = 64
 	// maxNoteBytes is the events.k8s.io limit on an Event's note.
 	maxNoteBytes = 1024
 	// maxMembersInNote bounds the user IDs listed in one Event.
@@ -22,18 +18,17 @@ const (
 
 // Event reasons besides the journal kinds.
 const (
-	memberKickedReason    = "MemberKicked"
-	notAnnouncedReason    = "JournalEntriesNotAnnounced"
-	entriesMissedReason   = "TriggerEntriesMissed"
-	jobCreatedReason      = "JobCreated"
-	jobSucceededReason    = "JobSucceeded"
-	jobFailedReason       = "JobFailed"
-	ttlExpiredReason      = "TTLExpired"
-	announceAction        = "Announce"
-	runTriggerAction      = "RunTrigger"
-	deleteAction          = "Delete"
-	reconcileAction       = "Reconcile"
-	journalActionTemplate = "Journal%d"
+	memberKickedReason  = "MemberKicked"
+	notAnnouncedReason  = "JournalEntriesNotAnnounced"
+	entriesMissedReason = "TriggerEntriesMissed"
+	jobCreatedReason    = "JobCreated"
+	jobSucceededReason  = "JobSucceeded"
+	jobFailedReason     = "JobFailed"
+	ttlExpiredReason    = "TTLExpired"
+	announceAction      = "Announce"
+	runTriggerAction    = "RunTrigger"
+	deleteAction        = "Delete"
+	reconcileAction     = "Reconcile"
 )
 
 // announcement is the plan for publishing a group's journal as Kubernetes
@@ -42,7 +37,7 @@ type announcement struct {
 	// entries get one Event each, oldest first.
 	entries []imv1.JournalEntry
 	// skipped counts entries that will never get an Event: they left the
-	// journal ring first, or exceeded the per-reconcile bound.
+	// journal ring first, or exceeded the bound.
 	skipped int64
 	// upTo is the new announcedSeq.
 	upTo int64
@@ -81,6 +76,11 @@ func journalReason(e *imv1.JournalEntry) string {
 // journalNote is the Event note for a journal entry, for example
 // "Members joined: alice, bob; by carol (seq 7)".
 func journalNote(e *imv1.JournalEntry) string {
+	return journalNoteWithin(e, maxNoteBytes)
+}
+
+// journalNoteWithin is journalNote in at most limit bytes.
+func journalNoteWithin(e *imv1.JournalEntry, limit int) string {
 	var b strings.Builder
 	switch {
 	case e.Kind == imv1.EventMembersLeft && e.Reason == imv1.LeaveKicked:
@@ -113,27 +113,68 @@ func journalNote(e *imv1.JournalEntry) string {
 		b.WriteString(e.Message)
 	}
 	suffix := fmt.Sprintf(" (seq %d)", e.Seq)
-	return truncateNote(b.String(), maxNoteBytes-len(suffix)) + suffix
+	return truncateNote(b.String(), limit-len(suffix)) + suffix
 }
 
-// announce publishes new journal entries as Events and advances
-// announcedSeq. The Events are sent before the status patch that records
-// announcedSeq: a crash in between announces those entries once more when
-// the reconcile is retried, which is the accepted cost of not losing any.
+// announce publishes the new journal entries as Events and advances
+// announcedSeq: one Event per reason (journal kind, kicks apart) per
+// reconcile, summarising that reason's entries, never one per entry. The
+// action is the same for every reconcile, so client-go folds a group's
+// repeated Events into series: its memory and API writes grow with the
+// groups, not with the entry rate a sender drives (security audit M8). The
+// journal and the triggers carry every entry. The Events are sent before
+// the status patch that records announcedSeq: a crash in between announces
+// those entries once more, the accepted cost of not losing any.
 func (r *ChatGroupReconciler) announce(cg *imv1.ChatGroup) {
-	a := planAnnouncement(&cg.Status, maxAnnouncedPerReconcile)
+	a := planAnnouncement(&cg.Status, len(cg.Status.Journal))
 	if a.skipped > 0 {
 		unannouncedEntries.Add(float64(a.skipped))
 		r.recorder.Eventf(cg, nil, corev1.EventTypeWarning, notAnnouncedReason, announceAction,
 			"%d journal entries were not announced", a.skipped)
 	}
-	for i := range a.entries {
-		e := &a.entries[i]
-		// The action carries the seq: client-go folds Events with the same
-		// type, reason, action and objects into one series and keeps only
-		// the first note, which would hide every entry but the first.
-		r.recorder.Eventf(cg, nil, corev1.EventTypeNormal, journalReason(e),
-			fmt.Sprintf(journalActionTemplate, e.Seq), "%s", journalNote(e))
+	for _, s := range summarise(a.entries) {
+		r.recorder.Eventf(cg, nil, corev1.EventTypeNormal, s.reason, announceAction, "%s", s.note())
 	}
 	cg.Status.AnnouncedSeq = a.upTo
+}
+
+// summary is one reason's entries in one reconcile.
+type summary struct {
+	reason string
+	count  int
+	// first is the first entry's seq; latest the last entry.
+	first  int64
+	latest *imv1.JournalEntry
+}
+
+// summarise groups entries by reason, in the order each reason first
+// appears.
+func summarise(entries []imv1.JournalEntry) []summary {
+	var out []summary
+	index := map[string]int{}
+	for i := range entries {
+		e := &entries[i]
+		reason := journalReason(e)
+		j, ok := index[reason]
+		if !ok {
+			j = len(out)
+			index[reason] = j
+			out = append(out, summary{reason: reason, first: e.Seq})
+		}
+		out[j].count++
+		out[j].latest = e
+	}
+	return out
+}
+
+// note is the Event note: the entry itself when it is alone, for example
+// "Members joined: alice, bob; by carol (seq 7)", otherwise a count and
+// the latest, for example "3 entries from seq 2 to 7; the latest: Members
+// joined: alice (seq 7)".
+func (s summary) note() string {
+	if s.count == 1 {
+		return journalNote(s.latest)
+	}
+	prefix := fmt.Sprintf("%d entries from seq %d to %d; the latest: ", s.count, s.first, s.latest.Seq)
+	return prefix + journalNoteWithin(s.latest, maxNoteBytes-len(prefix))
 }

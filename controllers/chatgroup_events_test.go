@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/client-go/tools/events"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
@@ -86,4 +87,58 @@ func TestJournalNote(t *testing.T) {
 		g.Expect(note).To(HaveSuffix("... (seq 12345)"))
 		g.Expect([]rune(note)).NotTo(ContainElement('\uFFFD'))
 	})
+}
+
+// TestAnnounce_M8_summarisesEntriesPerReconcile: a reconcile that finds
+// 200 new journal entries sends one Event per reason, with counts, not
+// one per entry (which made every entry a distinct Event that client-go
+// keeps in memory for minutes).
+func TestAnnounce_M8_summarisesEntriesPerReconcile(t *testing.T) {
+	g := NewWithT(t)
+	cg := &imv1.ChatGroup{}
+	kinds := []imv1.JournalEntry{
+		{Kind: imv1.EventMembersJoined, Members: []string{"alice"}},
+		{Kind: imv1.EventMembersLeft, Reason: imv1.LeaveQuit, Members: []string{"bob"}},
+		{Kind: imv1.EventMembersLeft, Reason: imv1.LeaveKicked, Members: []string{"carol"}, Operator: "alice"},
+		{Kind: imv1.EventMembersJoined, Members: []string{"dave"}},
+	}
+	for seq := int64(1); seq <= 200; seq++ {
+		e := kinds[(seq-1)%4]
+		e.Seq = seq
+		cg.Status.Journal = append(cg.Status.Journal, e)
+	}
+	cg.Status.LastSeq = 200
+	recorder := events.NewFakeRecorder(300)
+	r := &ChatGroupReconciler{recorder: recorder}
+	r.announce(cg)
+	close(recorder.Events)
+	var sent []string
+	for e := range recorder.Events {
+		sent = append(sent, e)
+	}
+	g.Expect(sent).To(Equal([]string{
+		"Normal MembersJoined 100 entries from seq 1 to 200; the latest: Members joined: dave (seq 200)",
+		"Normal MembersLeft 50 entries from seq 2 to 198; the latest: Members left: bob (seq 198)",
+		"Normal MemberKicked 50 entries from seq 3 to 199; the latest: Members kicked: carol; by alice (seq 199)",
+	}))
+	g.Expect(cg.Status.AnnouncedSeq).To(Equal(int64(200)))
+
+	// A lone entry is told as it is.
+	cg.Status.Journal = append(cg.Status.Journal, imv1.JournalEntry{Seq: 201, Kind: imv1.EventDisbanded, Operator: "alice"})
+	cg.Status.LastSeq = 201
+	recorder = events.NewFakeRecorder(10)
+	r.recorder = recorder
+	r.announce(cg)
+	g.Expect(recorder.Events).To(Receive(Equal("Normal Disbanded Group disbanded; by alice (seq 201)")))
+	g.Expect(recorder.Events).NotTo(Receive())
+}
+
+// TestSummaryNote_M8_staysWithinTheNoteLimit: the count prefix does not
+// push a long entry past the Events API's note limit.
+func TestSummaryNote_M8_staysWithinTheNoteLimit(t *testing.T) {
+	g := NewWithT(t)
+	long := &imv1.JournalEntry{Seq: 9, Kind: imv1.EventInfoChanged, Message: strings.Repeat("x", 2000)}
+	note := summary{reason: "InfoChanged", count: 5, first: 1, latest: long}.note()
+	g.Expect(len(note)).To(BeNumerically("<=", maxNoteBytes))
+	g.Expect(note).To(And(HavePrefix("5 entries from seq 1 to 9; the latest: Group info changed; "), HaveSuffix(" (seq 9)")))
 }
