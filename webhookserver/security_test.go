@@ -373,7 +373,7 @@ func TestServer_M4_headerTokenOnTopOfThePath(t *testing.T) {
 	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "X-Chatgroup-Token", "h3ader-t0ken").Code).
 		To(Equal(http.StatusUnauthorized), "the header without basic auth")
 	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "Authorization", "Basic aW06czNjcmV0").Code). // im:s3cret
-		To(Equal(http.StatusUnauthorized), "basic auth without the header")
+														To(Equal(http.StatusUnauthorized), "basic auth without the header")
 	g.Expect(h.do(http.MethodPost, quit2, openIMQuitBody, "Authorization", "Basic aW06czNjcmV0", "X-Chatgroup-Token", "h3ader-t0ken").Code).
 		To(Equal(http.StatusOK))
 }

@@ -155,10 +155,9 @@ func install(ctx context.Context, c *localcluster.Cluster) error {
 			return err
 		}
 	}
-	say("Applying config/samples (receivers %s and the cleanup trigger) in namespace %s",
+	say("Applying config/samples (receivers %s and the cleanup trigger) in namespace %s, with random tokens",
 		strings.Join(sampleReceivers, ", "), samplesNamespace)
-	_, err := c.Kubectl(ctx, "apply", "--server-side", "--namespace", samplesNamespace, "-k", filepath.Join("config", "samples"))
-	return err
+	return c.ApplySamples(ctx, filepath.Join("config", "samples"), samplesNamespace)
 }
 
 func startManager(ctx context.Context, c *localcluster.Cluster, o options) (*managerproc.Manager, error) {

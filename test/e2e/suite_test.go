@@ -85,7 +85,7 @@ func setUp(t *testing.T) *suite {
 	s.buildManager(t, kubeconfig)
 	s.startManager(t)
 	s.kubectl(t, "create", "namespace", namespace)
-	s.kubectl(t, "apply", "--server-side", "--namespace", namespace, "-k", filepath.Join(root, "config", "samples"))
+	g.Expect(s.cluster.ApplySamples(t.Context(), filepath.Join(root, "config", "samples"), namespace)).To(Succeed())
 	return s
 }
 
