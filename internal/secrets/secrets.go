@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -20,6 +21,13 @@ import (
 // and Tekton's interceptors' choice. A rotated-out token stops working at
 // most this long after the Secret changes.
 const DefaultTTL = 5 * time.Second
+
+// MaxStale is how long a Secret read successfully is still used while the
+// API server cannot be reached: an outage of the API server must not make
+// the callback server refuse every callback (the fault tests kill it under
+// load). A Secret the API server says is gone or forbidden is never served
+// stale.
+const MaxStale = 10 * time.Minute
 
 // DefaultMaxEntries bounds the cache: one entry per receiver Secret in use.
 const DefaultMaxEntries = 4096
@@ -40,6 +48,8 @@ type entry struct {
 	secret  *corev1.Secret
 	err     error
 	expires time.Time
+	// read is when secret was last read successfully.
+	read time.Time
 }
 
 // NewReader returns a Reader over r, which must read the API server
@@ -61,14 +71,27 @@ func (r *Reader) Get(ctx context.Context, key types.NamespacedName) (*corev1.Sec
 	}
 	secret := &corev1.Secret{}
 	err := r.reader.Get(ctx, key, secret)
-	if err != nil {
-		secret = nil
-		if ctx.Err() != nil {
-			return nil, err // the caller gave up: nothing learned
-		}
+	switch {
+	case err == nil:
+		r.store(key, entry{secret: secret, expires: now.Add(r.ttl), read: now}, now)
+		return secret, nil
+	case ctx.Err() != nil:
+		return nil, err // the caller gave up: nothing learned
+	case ok && e.secret != nil && unreachable(err) && now.Sub(e.read) < MaxStale:
+		// The API server is down or overloaded: keep using the last
+		// good read for another TTL.
+		r.store(key, entry{secret: e.secret, expires: now.Add(r.ttl), read: e.read}, now)
+		return e.secret, nil
 	}
-	r.store(key, entry{secret: secret, err: err, expires: now.Add(r.ttl)}, now)
-	return secret, err
+	r.store(key, entry{err: err, expires: now.Add(r.ttl)}, now)
+	return nil, err
+}
+
+// unreachable tells an API server that could not answer from one that
+// answered about the Secret (gone, forbidden, invalid).
+func unreachable(err error) bool {
+	return !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) &&
+		!apierrors.IsBadRequest(err) && !apierrors.IsInvalid(err)
 }
 
 // Forget drops a cached read, so that the next Get reads the API server.

@@ -84,3 +84,50 @@ func TestReader_boundedEntries(t *testing.T) {
 	defer r.mu.Unlock()
 	g.Expect(len(r.entries)).To(BeNumerically("<=", 4))
 }
+
+// An API server that cannot be reached must not turn every callback away:
+// the last good read stays in use for MaxStale. A Secret the API server
+// says is gone is not served stale.
+func TestReader_servesTheLastGoodReadWhileTheAPIServerIsDown(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: "ns", Name: "token"}
+	var down, gone bool
+	c := fake.NewClientBuilder().WithObjects(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "token"},
+		Data: map[string][]byte{"token": []byte("one")}}).WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			switch {
+			case down:
+				return apierrors.NewServiceUnavailable("the API server is restarting")
+			case gone:
+				return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	}).Build()
+	now := time.Unix(1000, 0)
+	r := NewReader(c, 5*time.Second)
+	r.now = func() time.Time { return now }
+	_, err := r.Get(ctx, key)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	down = true
+	now = now.Add(MaxStale - time.Second)
+	s, err := r.Get(ctx, key)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(s.Data["token"])).To(Equal("one"))
+
+	now = now.Add(6 * time.Second) // past MaxStale, and past the TTL of the stale read
+	_, err = r.Get(ctx, key)
+	g.Expect(apierrors.IsServiceUnavailable(err)).To(BeTrue(), "no older than MaxStale")
+
+	down, gone = false, true
+	r2 := NewReader(c, 5*time.Second)
+	gone = false
+	_, err = r2.Get(ctx, key)
+	g.Expect(err).NotTo(HaveOccurred())
+	gone = true
+	r2.now = func() time.Time { return time.Now().Add(time.Minute) }
+	_, err = r2.Get(ctx, key)
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a deleted Secret is never served stale")
+}
