@@ -84,6 +84,9 @@ func apiReply(w http.ResponseWriter, code int, msg string, data any) {
 }
 
 func (f *FakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	if f.Truth.ServeControl(w, r) {
+		return
+	}
 	if r.Method != http.MethodPost {
 		http.NotFound(w, r)
 		return

@@ -78,6 +78,9 @@ func restReply(w http.ResponseWriter, code int, info string, fields map[string]a
 }
 
 func (f *FakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	if f.Truth.ServeControl(w, r) {
+		return
+	}
 	api, ok := strings.CutPrefix(r.URL.Path, "/v4/group_open_http_svc/")
 	if r.Method != http.MethodPost || !ok {
 		http.NotFound(w, r)
