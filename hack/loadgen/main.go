@@ -11,7 +11,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/loadgen"
+	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 )
 
 func main() {
@@ -81,7 +84,7 @@ func run() error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 
-	target, provider, err := lookUp(ctx, c, ns, name)
+	target, provider, fake, err := lookUp(ctx, c, ns, name)
 	if err != nil {
 		return err
 	}
@@ -89,6 +92,9 @@ func run() error {
 	f.workload.Provider = provider
 	plan, err := loadgen.NewPlan(f.workload)
 	if err != nil {
+		return err
+	}
+	if err := changeTruth(ctx, fake, plan); err != nil {
 		return err
 	}
 	f.opts.Progress = os.Stderr
@@ -118,19 +124,40 @@ func verify(ctx context.Context, c client.Client, ns string, plan *loadgen.Plan,
 	return nil
 }
 
-// lookUp reads the receiver's webhook path, token and appID.
-func lookUp(ctx context.Context, c client.Client, ns, name string) (loadgen.Target, imv1.Provider, error) {
+// changeTruth gives the receiver's fake provider (make run-local starts
+// one) the workload's changes before they are sent, as the platform makes
+// a change before it reports it, so that a resync agrees with the
+// callbacks instead of undoing them.
+func changeTruth(ctx context.Context, fake string, plan *loadgen.Plan) error {
+	if fake == "" {
+		return nil
+	}
+	err := restfake.PostChanges(ctx, http.DefaultClient, fake, plan.Changes()...)
+	switch {
+	case errors.Is(err, restfake.ErrNotAFake):
+		return nil
+	case err != nil:
+		return err
+	}
+	fmt.Printf("Applied the %d changes to the fake provider's truth at %s\n", len(plan.Events), fake)
+	return nil
+}
+
+// lookUp reads the receiver's webhook path, token and appID, and its resync
+// endpoint when that is on this machine.
+func lookUp(ctx context.Context, c client.Client, ns, name string) (loadgen.Target, imv1.Provider, string, error) {
 	var rcv imv1.ChatReceiver
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &rcv); err != nil {
-		return loadgen.Target{}, "", fmt.Errorf("reading ChatReceiver %s/%s: %w", ns, name, err)
+		return loadgen.Target{}, "", "", fmt.Errorf("reading ChatReceiver %s/%s: %w", ns, name, err)
 	}
 	if rcv.Status.WebhookPath == "" {
-		return loadgen.Target{}, "", fmt.Errorf("ChatReceiver %s/%s has no status.webhookPath yet: is it Ready?", ns, name)
+		return loadgen.Target{}, "", "", fmt.Errorf("ChatReceiver %s/%s has no status.webhookPath yet: is it Ready?", ns, name)
 	}
 	var secret corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rcv.Spec.SecretRef.Name}, &secret); err != nil {
-		return loadgen.Target{}, "", fmt.Errorf("reading the receiver's Secret: %w", err)
+		return loadgen.Target{}, "", "", fmt.Errorf("reading the receiver's Secret: %w", err)
 	}
+	fake, _ := restfake.LocalEndpoint(&rcv)
 	return loadgen.Target{WebhookPath: rcv.Status.WebhookPath, Token: string(secret.Data[imv1.TokenKey]), AppID: rcv.Spec.AppID},
-		rcv.Spec.Provider, nil
+		rcv.Spec.Provider, fake, nil
 }

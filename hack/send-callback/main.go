@@ -7,6 +7,12 @@
 // and token from the cluster; otherwise pass --provider, --path, --token and
 // --app-id.
 //
+// When the receiver resyncs from a fake provider on this machine (make
+// run-local starts one per sample receiver), it first makes the change in
+// that provider's truth, as the platform would, and then sends the
+// callback; with --drop it sends nothing, as if the callback were lost, so
+// that only a resync can repair the ChatGroup.
+//
 //	go run ./hack/send-callback --receiver default/tencent --command join --group '@TGS#2J4SZEAEL' --users bob
 package main
 
@@ -30,6 +36,7 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 )
 
@@ -46,6 +53,7 @@ type options struct {
 	groupType, role, nameCard     string
 	eventTime, opID               string
 	numericEventTime, openIMQuery bool
+	drop                          bool
 	timeout                       time.Duration
 }
 
@@ -76,6 +84,7 @@ func main() {
 	fs.StringVar(&o.opID, "operation-id", "", "OpenIM operation ID, sent in a header (default: generated).")
 	fs.BoolVar(&o.numericEventTime, "numeric-event-time", false, "Send Tencent's EventTime as a JSON number instead of a quoted string.")
 	fs.BoolVar(&o.openIMQuery, "openim-content-type-query", false, "Append a JSON content type query to OpenIM URLs, as OpenIM's docs show.")
+	fs.BoolVar(&o.drop, "drop", false, "Change the fake provider's truth but send no callback, as if the callback were lost (needs a receiver that resyncs from make run-local's fake provider).")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "Timeout for the whole command.")
 	cli.Parse(fs)
 
@@ -106,7 +115,7 @@ func run(o options) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	ep, err := endpoint(ctx, o)
+	ep, fake, err := endpoint(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -115,6 +124,13 @@ func run(o options) error {
 		return usageError{err}
 	}
 	httpClient := &http.Client{}
+	if err := changeTruth(ctx, httpClient, fake, o.drop, restfake.Change{Action: action, Params: params}); err != nil {
+		return err
+	}
+	if o.drop {
+		fmt.Printf("Dropped %d callback(s) (--drop): only a resync tells the operator about this change\n", len(cbs))
+		return nil
+	}
 	for _, cb := range cbs {
 		if err := send(ctx, httpClient, ep, o.url, cb); err != nil {
 			return err
@@ -177,14 +193,39 @@ func splitList(s string) []string {
 	return out
 }
 
+// changeTruth makes the change in the truth of the receiver's fake
+// provider, if it has one. A resync endpoint on this machine that is not a
+// fake (a real OpenIM server, say) is left alone, unless --drop needs it.
+func changeTruth(ctx context.Context, c *http.Client, fake string, drop bool, ch restfake.Change) error {
+	if fake == "" {
+		if drop {
+			return usageError{errors.New("--drop needs --receiver with a receiver that resyncs from a fake provider on " +
+				"this machine (make run-local configures the sample receivers so)")}
+		}
+		return nil
+	}
+	err := restfake.PostChanges(ctx, c, fake, ch)
+	switch {
+	case errors.Is(err, restfake.ErrNotAFake) && !drop:
+		fmt.Printf("The receiver's resync endpoint %s is not a fake provider; sending the callback only\n", fake)
+		return nil
+	case err != nil:
+		return err
+	}
+	fmt.Printf("Changed group %s in the fake provider's truth at %s\n", ch.Params.GroupID, fake)
+	return nil
+}
+
 // endpoint resolves where to send and how to sign: from the receiver in
-// the cluster, from flags, or both, with flags taking precedence.
-func endpoint(ctx context.Context, o options) (providertest.Endpoint, error) {
+// the cluster, from flags, or both, with flags taking precedence. It also
+// returns the receiver's fake provider, if it resyncs from one.
+func endpoint(ctx context.Context, o options) (providertest.Endpoint, string, error) {
 	var ep providertest.Endpoint
+	var fake string
 	if o.receiver != "" {
 		var err error
-		if ep, err = receiverEndpoint(ctx, o.kubeconfig, o.receiver); err != nil {
-			return ep, err
+		if ep, fake, err = receiverEndpoint(ctx, o.kubeconfig, o.receiver); err != nil {
+			return ep, "", err
 		}
 	}
 	provider := o.provider
@@ -193,17 +234,17 @@ func endpoint(ctx context.Context, o options) (providertest.Endpoint, error) {
 	}
 	ep.AppID, ep.Token, ep.Path = firstSet(o.appID, ep.AppID), firstSet(o.token, ep.Token), firstSet(o.path, ep.Path)
 	if ep.Path == "" {
-		return ep, usageError{errors.New("pass --receiver, or --path with the receiver's status.webhookPath")}
+		return ep, "", usageError{errors.New("pass --receiver, or --path with the receiver's status.webhookPath")}
 	}
 	if provider == "" {
-		return ep, usageError{errors.New("pass --provider tencent|openim, or --receiver")}
+		return ep, "", usageError{errors.New("pass --provider tencent|openim, or --receiver")}
 	}
 	sender, err := providertest.New(provider, ep.AppID, ep.Token)
 	if err != nil {
-		return ep, usageError{err}
+		return ep, "", usageError{err}
 	}
 	ep.Sender = withFlags(sender, o)
-	return ep, nil
+	return ep, fake, nil
 }
 
 // withFlags applies the flags that only concern one provider's Sender.
@@ -228,21 +269,31 @@ func firstSet(values ...string) string {
 	return ""
 }
 
-// receiverEndpoint reads the ChatReceiver and its token Secret.
-func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (providertest.Endpoint, error) {
+// receiverEndpoint reads the ChatReceiver and its token Secret, and
+// returns the receiver's resync endpoint when it is on this machine.
+func receiverEndpoint(ctx context.Context, kubeconfig, receiver string) (providertest.Endpoint, string, error) {
 	cfg, loader, err := cli.Kubeconfig(kubeconfig)
 	if err != nil {
-		return providertest.Endpoint{}, err
+		return providertest.Endpoint{}, "", err
 	}
 	key, err := receiverKey(loader, receiver)
 	if err != nil {
-		return providertest.Endpoint{}, err
+		return providertest.Endpoint{}, "", err
 	}
 	c, err := cli.NewClient(cfg)
 	if err != nil {
-		return providertest.Endpoint{}, err
+		return providertest.Endpoint{}, "", err
 	}
-	return providertest.ForReceiver(ctx, c, key)
+	ep, err := providertest.ForReceiver(ctx, c, key)
+	if err != nil {
+		return ep, "", err
+	}
+	var rcv imv1.ChatReceiver
+	if err := c.Get(ctx, key, &rcv); err != nil {
+		return ep, "", fmt.Errorf("reading ChatReceiver %s: %w", key, err)
+	}
+	fake, _ := restfake.LocalEndpoint(&rcv)
+	return ep, fake, nil
 }
 
 func receiverKey(loader clientcmd.ClientConfig, receiver string) (types.NamespacedName, error) {

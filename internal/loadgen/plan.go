@@ -16,6 +16,7 @@ import (
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
+	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 )
 
 // Workload describes what to send.
@@ -50,6 +51,8 @@ type Event struct {
 	// GroupID and User are what the event is about.
 	GroupID string
 	User    string
+	// Action is the change: a join, a quit or a kick.
+	Action callbacks.Action
 	// Leave is true for a quit or kick, false for a join.
 	Leave bool
 	// Callback is the event as the platform sends it.
@@ -135,7 +138,7 @@ func (p *Plan) pickGroup(rng *rand.Rand) string {
 // event builds one event's callback in the provider's format: a join by
 // invitation, a quit, or a kick by the admin.
 func (p *Plan) event(sender callbacks.Sender, id int, group, user string, action callbacks.Action, ms int64) (Event, error) {
-	ev := Event{ID: id, GroupID: group, User: user, Leave: action != callbacks.Join}
+	ev := Event{ID: id, GroupID: group, User: user, Action: action, Leave: action != callbacks.Join}
 	params := callbacks.Params{GroupID: group, Users: []string{user}, EventTime: time.UnixMilli(ms),
 		OperationID: fmt.Sprintf("load-%d", id), Reason: "load test"}
 	if ev.Leave {
@@ -149,6 +152,17 @@ func (p *Plan) event(sender callbacks.Sender, id int, group, user string, action
 	}
 	ev.Callback = cbs[0] // one user: one callback
 	return ev, nil
+}
+
+// Changes lists the workload's changes in the order the platform made them
+// (every join, then the leaves), for a fake provider's truth: the platform
+// applies every change, whichever of its callbacks arrive.
+func (p *Plan) Changes() []restfake.Change {
+	out := make([]restfake.Change, len(p.Events))
+	for i, ev := range p.Events {
+		out[i] = restfake.Change{Action: ev.Action, Params: callbacks.Params{GroupID: ev.GroupID, Users: []string{ev.User}}}
+	}
+	return out
 }
 
 // shuffleWindows shuffles s within consecutive windows of size n.
