@@ -3,8 +3,10 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
+	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 )
 
 func TestNewPlan(t *testing.T) {
@@ -143,5 +146,34 @@ func TestVerify_queuedJoinMayBeStale(t *testing.T) {
 			NewWithT(t).Expect(err).NotTo(HaveOccurred())
 			NewWithT(t).Expect(v.Undercounted).To(Equal(tc.undercounted), "%s", v)
 		})
+	}
+}
+
+// The changes a plan gives a fake provider end in exactly the members its
+// events leave behind: everyone who joined and did not leave.
+func TestPlan_changesEndInTheFinalMembers(t *testing.T) {
+	g := NewWithT(t)
+	p, err := NewPlan(Workload{Provider: imv1.ProviderTencent, Events: 500, Groups: 7, LeaveFraction: 0.4,
+		GroupPrefix: "c", Seed: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	want := map[string]map[string]imv1.MemberRole{}
+	for _, ev := range p.Events {
+		if want[ev.GroupID] == nil {
+			want[ev.GroupID] = map[string]imv1.MemberRole{}
+		}
+		if ev.Leave {
+			delete(want[ev.GroupID], ev.User)
+		} else {
+			want[ev.GroupID][ev.User] = imv1.RoleMember
+		}
+	}
+	truth := restfake.NewTruth()
+	for _, c := range p.Changes() {
+		g.Expect(truth.Apply(c)).To(Succeed())
+	}
+	g.Expect(truth.IDs()).To(ConsistOf(slices.Collect(maps.Keys(want))))
+	for id, members := range want {
+		got, _ := truth.Get(id)
+		g.Expect(got.Members).To(Equal(members), "group %s", id)
 	}
 }
