@@ -1,8 +1,9 @@
 // Command run-local starts a local control plane (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and a kwok node), installs the
 // operator's CRDs and RBAC from dist/install.yaml, applies the sample
-// receivers and cleanup trigger, and runs the operator from the local build
-// against it. It prints what to do next and runs until interrupted; then it
+// receivers and cleanup trigger, starts a fake Tencent and a fake OpenIM
+// REST API for the receivers to resync from, and runs the operator from the
+// local build against it. It prints what to do next and runs until interrupted; then it
 // stops the operator and the whole control plane.
 //
 // Usage (from the repository root): make run-local, or go run ./hack/run-local.
@@ -113,10 +114,20 @@ func run(o options) (err error) {
 		return err
 	}
 	var mgr *managerproc.Manager
-	defer func() { shutdown(mgr, cluster, o.stopGrace) }()
+	var fakes []fakeProvider
+	defer func() {
+		shutdown(mgr, cluster, o.stopGrace)
+		closeFakes(fakes) // after the operator, which may be reading them
+	}()
 
 	if err := install(ctx, cluster); err != nil {
 		return err
+	}
+	if fakes, err = startFakeProviders(ctx, cluster); err != nil {
+		return err
+	}
+	for _, f := range fakes {
+		say("Fake %s REST API on %s: receiver %s resyncs from it", f.receiver, f.url, f.receiver)
 	}
 	if mgr, err = startManager(ctx, cluster, o); err != nil {
 		return err
@@ -230,8 +241,12 @@ In another terminal, from the repository root:
 OpenIM works the same way:
   %sopenim --command join --group 3188466436 --users u1,u2
 
+Lose a callback (--drop changes only the fake provider) and let resync repair it:
+  %stencent --command join --group '@TGS#2J4SZEAEL' --users carol --drop
+  bin/k8s/kubectl annotate chatreceiver tencent im.chatgroup.dev/resync-requested-at=now-1 --overwrite
+
 Logs: %s (operator), %s/ (control plane)
-`, localcluster.DisplayPath(c.Kubeconfig), send, send, send, send, localcluster.DisplayPath(mgr.LogPath), localcluster.DisplayPath(c.LogDir))
+`, localcluster.DisplayPath(c.Kubeconfig), send, send, send, send, send, localcluster.DisplayPath(mgr.LogPath), localcluster.DisplayPath(c.LogDir))
 }
 
 // wait runs until a signal arrives, the operator exits, or a control-plane

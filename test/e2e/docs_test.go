@@ -111,8 +111,10 @@ func exits(code int, e expectation) expectation {
 // The operator's ServiceAccount may not list Secrets (security audit H1):
 // docs/security.md shows the check against the installed RBAC.
 var expected = map[string]expectation{
+	// run-local's sample receivers resync from its fake providers, so
+	// send-callback changes the fake's truth before it sends.
 	"go run ./hack/send-callback --receiver default/tencent --command create --group '@TGS#2J4SZEAEL' --users leckie,bob,peter": matches(
-		`(?m)^200 OK$`, `"ActionStatus":"OK"`),
+		`(?m)^Changed group @TGS#2J4SZEAEL in the fake provider's truth at http://127\.0\.0\.1:\d+$`, `(?m)^200 OK$`, `"ActionStatus":"OK"`),
 	"go run ./hack/send-callback --receiver default/tencent --command quit --group '@TGS#2J4SZEAEL' --users peter": matches(
 		`(?m)^200 OK$`),
 	"go run ./hack/send-callback --receiver default/tencent --command disband --group '@TGS#2J4SZEAEL' --owner leckie": matches(
@@ -123,11 +125,24 @@ var expected = map[string]expectation{
 	"bin/k8s/kubectl get chatgroups": matches(
 		`(?m)^NAME\s+PROVIDER\s+GROUP\s+TYPE\s+MEMBERS\s+DISBANDED\s+LAST EVENT\s+AGE$`,
 		`(?m)^tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+false\s+MembersLeft\s+\S+$`),
+	// A join whose callback is lost: only the fake provider learns of it.
+	"go run ./hack/send-callback --receiver default/tencent --command join --group '@TGS#2J4SZEAEL' --users carol --drop": matches(
+		`(?m)^Changed group @TGS#2J4SZEAEL in the fake provider's truth at http://127\.0\.0\.1:\d+$`,
+		`(?m)^Dropped 1 callback\(s\) \(--drop\)`),
+	"bin/k8s/kubectl wait chatreceiver/tencent --for=jsonpath='{.status.lastSync.requested}'=quickstart-1 --timeout=60s": matches(
+		`condition met`),
+	// After the requested pass: carol is back, by a journaled
+	// MembersJoined, and the group is Synced (its reconciler sets the
+	// condition from status.lastSync, so it may take a moment).
+	"bin/k8s/kubectl get chatgroups -o wide": eventually(matches(
+		`(?m)^tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+3\s+false\s+MembersJoined\s+\S+\s+leckie\s+True\s+True$`)),
+	"bin/k8s/kubectl get events --field-selector reason=DriftCorrected": eventually(matches(
+		`(?m)\sDriftCorrected\s+chatgroup/tencent-tgs-2j4szeael-[0-9a-f]+\s+Resync found drift: MembersJoined \(carol\)$`)),
 	// After the disband: the sample cleanup Job has completed, and the
 	// group is disbanded and Ready.
 	"bin/k8s/kubectl get jobs,chatgroups -o wide": eventually(matches(
 		`(?m)^job\.batch/cleanup-[0-9a-f]+\s+Complete\s+1/1\s`,
-		`(?m)^chatgroup\.im\.chatgroup\.dev/tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+true\s+Disbanded\s+\S+\s+leckie\s+True`,
+		`(?m)^chatgroup\.im\.chatgroup\.dev/tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+3\s+true\s+Disbanded\s+\S+\s+leckie\s+True`,
 	)),
 	"go test ./internal/provider/... ./internal/groupstate/ -run '^$' -bench . -benchmem": matches(`(?m)^BenchmarkReduce`, `(?m)^ok\s`),
 	"bin/k8s/kubectl auth can-i list secrets --all-namespaces --as=system:serviceaccount:chatgroup-system:chatgroup-controller-manager": exits(1, matches(
