@@ -1,11 +1,8 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,10 +10,6 @@ import (
 	"testing"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	ceevent "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/protocol"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-github/v64/github"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -29,6 +22,7 @@ import (
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/internal/cloudevent"
+	"chatgroup.dev/chatgroup-operator/internal/cloudevent/cloudeventtest"
 )
 
 // ceToken is the signing token of the tests' Secrets.
@@ -74,61 +68,11 @@ func triggerStatus(g Gomega, c client.Client, key types.NamespacedName, trigger 
 	return *ts
 }
 
-// received is one event the SDK's receiver took, with its raw request.
-type received struct {
-	ev     ceevent.Event
-	header http.Header
-	body   []byte
-}
-
-// sdkReceiver runs the CloudEvents SDK's own HTTP receiver on loopback and
-// hands every event to the returned channel.
-func sdkReceiver(t *testing.T) (string, <-chan received) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan received, 16)
-	raws := make(chan received, 16)
-	keepRaw := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			raws <- received{header: r.Header.Clone(), body: body}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			next.ServeHTTP(w, r)
-		})
-	}
-	p, err := cehttp.New(cehttp.WithListener(l), cehttp.WithMiddleware(keepRaw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cloudevents.NewClient(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.StartReceiver(ctx, func(ev ceevent.Event) protocol.Result {
-			r := <-raws
-			r.ev = ev
-			ch <- r
-			return cehttp.NewResult(http.StatusAccepted, "")
-		}); err != nil {
-			t.Errorf("receiver: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + l.Addr().String() + "/", ch
-}
-
 func TestCloudEvent_attributesAndSignature(t *testing.T) {
 	c := integration(t)
 	g := NewWithT(t)
 	ns := newNamespace(t, c)
-	url, got := sdkReceiver(t)
+	url, got := cloudeventtest.Sink(t)
 	startManagerWith(t, ns, fastCloudEvents())
 
 	ceTrigger(t, c, ns, "flux", &imv1.CloudEventAction{URL: url, SecretRef: tokenSecret(t, c, ns, "flux-token")},
@@ -142,9 +86,9 @@ func TestCloudEvent_attributesAndSignature(t *testing.T) {
 
 	// Journal order: seq 2, then seq 3; Created is not listed in on.
 	for _, want := range []imv1.JournalEntry{entry(2, imv1.EventMembersJoined, "", "alice", "bob"), entry(3, imv1.EventDisbanded, "", "alice")} {
-		var r received
+		var r cloudeventtest.Received
 		g.Eventually(got, timeout).Should(Receive(&r))
-		ev := r.ev
+		ev := r.Event
 		g.Expect(ev.SpecVersion()).To(Equal("1.0"))
 		g.Expect(ev.ID()).To(Equal(string(cg.UID) + "-" + strconv.FormatInt(want.Seq, 10)))
 		g.Expect(ev.Type()).To(Equal("dev.chatgroup.v1alpha1." + string(want.Kind)))
@@ -153,15 +97,15 @@ func TestCloudEvent_attributesAndSignature(t *testing.T) {
 		g.Expect(ev.Time().Equal(want.Time.Time)).To(BeTrue(), "time %v, want %v", ev.Time(), want.Time)
 		g.Expect(ev.Extensions()).To(HaveKeyWithValue(TriggerExtension, "flux"))
 		// Binary mode, and the data is CHATGROUP_EVENT_JSON.
-		g.Expect(r.header.Get("Content-Type")).To(Equal("application/json"))
+		g.Expect(r.Header.Get("Content-Type")).To(Equal("application/json"))
 		wantData, err := eventJSON(cg, "flux", &want)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(r.body).To(MatchJSON(wantData))
+		g.Expect(r.Body).To(MatchJSON(wantData))
 		var data map[string]any
-		g.Expect(json.Unmarshal(r.body, &data)).To(Succeed())
+		g.Expect(json.Unmarshal(r.Body, &data)).To(Succeed())
 		g.Expect(data).To(HaveKeyWithValue("trigger", "flux"))
 		// The signature Flux's generic-hmac Receiver checks.
-		g.Expect(github.ValidateSignature(r.header.Get(cloudevent.SignatureHeader), r.body, ceToken)).To(Succeed())
+		g.Expect(github.ValidateSignature(r.Header.Get(cloudevent.SignatureHeader), r.Body, ceToken)).To(Succeed())
 	}
 
 	g.Eventually(func(g Gomega) {
@@ -316,7 +260,7 @@ func TestCloudEvent_hangingSinkBlocksNoOtherTriggerOrGroup(t *testing.T) {
 	slow := httptest.NewServer(hang)
 	t.Cleanup(slow.Close)
 	t.Cleanup(func() { close(hang.stop) })
-	url, got := sdkReceiver(t)
+	url, got := cloudeventtest.Sink(t)
 	// One worker and a long attempt timeout: a reconcile that waited for
 	// the hanging sink would stall every other group.
 	opts := fastCloudEvents()
@@ -342,9 +286,9 @@ func TestCloudEvent_hangingSinkBlocksNoOtherTriggerOrGroup(t *testing.T) {
 	})
 	ids := map[string]bool{}
 	for range 2 {
-		var r received
+		var r cloudeventtest.Received
 		g.Eventually(got, timeout).Should(Receive(&r))
-		ids[r.ev.ID()] = true
+		ids[r.Event.ID()] = true
 	}
 	g.Expect(ids).To(Equal(map[string]bool{string(a.UID) + "-1": true, string(b.UID) + "-1": true}))
 	g.Eventually(func(g Gomega) {
@@ -358,7 +302,7 @@ func TestCloudEvent_defaultSinkAndMissingSecret(t *testing.T) {
 	c := integration(t)
 	g := NewWithT(t)
 	ns := newNamespace(t, c)
-	url, got := sdkReceiver(t)
+	url, got := cloudeventtest.Sink(t)
 	opts := fastCloudEvents()
 	opts.DefaultSink = &cloudevent.Target{URL: url, Extensions: map[string]string{"sinkbinding": "chat"}}
 	startManagerWith(t, ns, opts)
@@ -380,11 +324,11 @@ func TestCloudEvent_defaultSinkAndMissingSecret(t *testing.T) {
 	g.Expect(got).NotTo(Receive())
 
 	tokenSecret(t, c, ns, ref.Name)
-	var r received
+	var r cloudeventtest.Received
 	g.Eventually(got, 2*secretRetry).Should(Receive(&r))
-	g.Expect(r.ev.ID()).To(Equal(string(cg.UID) + "-1"))
-	g.Expect(r.ev.Extensions()).To(And(HaveKeyWithValue("sinkbinding", "chat"), HaveKeyWithValue(TriggerExtension, "knative")))
-	g.Expect(github.ValidateSignature(r.header.Get(cloudevent.SignatureHeader), r.body, ceToken)).To(Succeed())
+	g.Expect(r.Event.ID()).To(Equal(string(cg.UID) + "-1"))
+	g.Expect(r.Event.Extensions()).To(And(HaveKeyWithValue("sinkbinding", "chat"), HaveKeyWithValue(TriggerExtension, "knative")))
+	g.Expect(github.ValidateSignature(r.Header.Get(cloudevent.SignatureHeader), r.Body, ceToken)).To(Succeed())
 }
 
 func TestCloudEvent_schemaRejectsTriggersWithoutActionOrWithBadURL(t *testing.T) {

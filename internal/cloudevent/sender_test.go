@@ -15,12 +15,10 @@ import (
 	"testing"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/protocol"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-github/v64/github"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"chatgroup.dev/chatgroup-operator/internal/cloudevent/cloudeventtest"
 )
 
 // testToken is a 32-byte token, as a trigger's Secret would hold.
@@ -40,63 +38,8 @@ func newTestSender(t *testing.T, opts Options) *Sender {
 	return s
 }
 
-// rawRequest is what a sink saw on the wire.
-type rawRequest struct {
-	header http.Header
-	body   []byte
-}
-
-// sdkSink is the CloudEvents SDK's own HTTP receiver on loopback. It hands
-// every event, with the raw request it came in, to the returned channel.
-func sdkSink(t *testing.T) (url string, got <-chan struct {
-	ev  event.Event
-	raw rawRequest
-},
-) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type received = struct {
-		ev  event.Event
-		raw rawRequest
-	}
-	ch := make(chan received, 16)
-	raws := make(chan rawRequest, 16)
-	keepRaw := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			raws <- rawRequest{header: r.Header.Clone(), body: body}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			next.ServeHTTP(w, r)
-		})
-	}
-	p, err := cehttp.New(cehttp.WithListener(l), cehttp.WithMiddleware(keepRaw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cloudevents.NewClient(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.StartReceiver(ctx, func(ev event.Event) protocol.Result {
-			ch <- received{ev: ev, raw: <-raws}
-			return cehttp.NewResult(http.StatusAccepted, "")
-		}); err != nil {
-			t.Errorf("receiver: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + l.Addr().String() + "/", ch
-}
-
 func TestSendToSDKReceiver(t *testing.T) {
-	url, got := sdkSink(t)
+	url, got := cloudeventtest.Sink(t)
 	s := newTestSender(t, Options{})
 	e := testEntry(7)
 
@@ -105,7 +48,7 @@ func TestSendToSDKReceiver(t *testing.T) {
 		t.Fatalf("result = %+v, want delivered with 202 in one attempt", res)
 	}
 	r := <-got
-	ev := r.ev
+	ev := r.Event
 	for name, c := range map[string][2]string{
 		"specversion":     {ev.SpecVersion(), "1.0"},
 		"id":              {ev.ID(), string(e.UID) + "-7"},
@@ -128,29 +71,29 @@ func TestSendToSDKReceiver(t *testing.T) {
 	}
 
 	// Binary mode: attributes in ce- headers, the data alone as the body.
-	if ct := r.raw.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json (binary mode)", ct)
 	}
-	if id := r.raw.header.Get("Ce-Id"); id != ev.ID() {
+	if id := r.Header.Get("Ce-Id"); id != ev.ID() {
 		t.Errorf("ce-id header = %q, want %q", id, ev.ID())
 	}
-	if !bytes.Equal(r.raw.body, e.Data) {
-		t.Errorf("body = %s, want the data %s", r.raw.body, e.Data)
+	if !bytes.Equal(r.Body, e.Data) {
+		t.Errorf("body = %s, want the data %s", r.Body, e.Data)
 	}
 
 	// The signature covers the exact body bytes, recomputed here and
 	// checked with the function Flux's generic-hmac Receiver calls.
 	mac := hmac.New(sha256.New, testToken)
-	mac.Write(r.raw.body)
+	mac.Write(r.Body)
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	sig := r.raw.header.Get("X-Signature")
+	sig := r.Header.Get("X-Signature")
 	if sig != want {
 		t.Errorf("X-Signature = %q, want %q", sig, want)
 	}
-	if err := github.ValidateSignature(sig, r.raw.body, testToken); err != nil {
+	if err := github.ValidateSignature(sig, r.Body, testToken); err != nil {
 		t.Errorf("Flux's check refuses the signature: %v", err)
 	}
-	if err := github.ValidateSignature(sig, r.raw.body, []byte("another token, 32 bytes long....")); err == nil {
+	if err := github.ValidateSignature(sig, r.Body, []byte("another token, 32 bytes long....")); err == nil {
 		t.Error("Flux's check accepts the signature with another token")
 	}
 
@@ -158,8 +101,8 @@ func TestSendToSDKReceiver(t *testing.T) {
 	if res := s.Send(context.Background(), &Target{URL: url}, testEntry(8)); res.Outcome != Delivered {
 		t.Fatalf("unsigned result = %+v", res)
 	}
-	if r := <-got; r.raw.header.Get("X-Signature") != "" || r.ev.ID() != string(e.UID)+"-8" {
-		t.Errorf("unsigned delivery: X-Signature %q, id %q", r.raw.header.Get("X-Signature"), r.ev.ID())
+	if r := <-got; r.Header.Get("X-Signature") != "" || r.Event.ID() != string(e.UID)+"-8" {
+		t.Errorf("unsigned delivery: X-Signature %q, id %q", r.Header.Get("X-Signature"), r.Event.ID())
 	}
 }
 
@@ -385,7 +328,7 @@ func TestSendStopsAtCallerDeadline(t *testing.T) {
 // context ends while every slot is taken gets SenderBusy instead of waiting.
 func TestHangingSinkBlocksNobody(t *testing.T) {
 	h, hangURL := newHangingSink(t)
-	fastURL, got := sdkSink(t)
+	fastURL, got := cloudeventtest.Sink(t)
 	s := newTestSender(t, Options{MaxConcurrent: 2, MaxAttempts: 3, AttemptTimeout: time.Hour})
 
 	hangCtx, cancelHang := context.WithCancel(context.Background())
@@ -397,8 +340,8 @@ func TestHangingSinkBlocksNobody(t *testing.T) {
 	if res.Outcome != Delivered {
 		t.Fatalf("delivery beside a hanging one = %+v, want delivered", res)
 	}
-	if r := <-got; r.ev.ID() != res.ID {
-		t.Errorf("the fast sink got %q, want %q", r.ev.ID(), res.ID)
+	if r := <-got; r.Event.ID() != res.ID {
+		t.Errorf("the fast sink got %q, want %q", r.Event.ID(), res.ID)
 	}
 	select {
 	case r := <-hung:
