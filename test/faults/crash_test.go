@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -78,7 +77,10 @@ func TestFault_managerKilledBetweenStatusAndSlicesConverges(t *testing.T) {
 
 	r.proxy.Revive()
 	r.start()
+	begin := time.Now()
 	r.waitForSlices(members)
+	t.Logf("the slices listed all %d members %.1fs after the new manager was ready, with no new callback",
+		len(members), time.Since(begin).Seconds())
 
 	// Tencent may resend a callback that got no answer: it is a duplicate.
 	r.deliver(ep, inFlight)
@@ -312,21 +314,33 @@ func (r *crashRun) waitForSlices(members map[string]bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("the slices list %v, memberCount %d; want each of %v once",
-				seen, cg.Status.MemberCount, slices.Sorted(maps.Keys(members)))
+			missing, extra := listingDiff(seen, members)
+			r.t.Fatalf("the slices list %d users, memberCount %d, want %d; missing %v; listed twice or not members %v",
+				len(seen), cg.Status.MemberCount, len(members), missing, extra)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the outcome
 	}
 }
 
 func exactlyOnce(seen map[string]int, members map[string]bool) bool {
-	if len(seen) != len(members) {
-		return false
+	missing, extra := listingDiff(seen, members)
+	return len(missing)+len(extra) == 0
+}
+
+// listingDiff returns the members not listed, and the users listed more
+// than once or not members, each sorted.
+func listingDiff(seen map[string]int, members map[string]bool) (missing, extra []string) {
+	for id := range members {
+		if seen[id] == 0 {
+			missing = append(missing, id)
+		}
 	}
 	for id, n := range seen {
 		if n != 1 || !members[id] {
-			return false
+			extra = append(extra, id)
 		}
 	}
-	return true
+	slices.Sort(missing)
+	slices.Sort(extra)
+	return missing, extra
 }
