@@ -24,8 +24,7 @@ import (
 // a manager process there for real.
 func TestCommit_crashBetweenStatusAndSlicesConverges(t *testing.T) {
 	env := testsupport.Start(t)
-	died := make(chan struct{})
-	proxy := testsupport.StartCrashProxy(t, env.Config, func() { close(died) })
+	proxy := testsupport.StartCrashProxy(t, env.Config, nil)
 	viaProxy, err := client.New(&rest.Config{Host: proxy.URL}, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +37,7 @@ func TestCommit_crashBetweenStatusAndSlicesConverges(t *testing.T) {
 	// The next join is stored in the status; the manager dies at its
 	// first slice write after that, before it could answer: from then on
 	// the proxy forwards none of its requests.
-	proxy.Arm()
+	died := proxy.Arm()
 	g.clock = g.clock.Add(time.Second)
 	if _, err := first.Submit(g.target, groupstate.GroupEvent{Provider: imv1.ProviderTencent, AppID: g.target.Spec.AppID,
 		GroupID: g.target.Spec.GroupID, Kind: imv1.EventMembersJoined, Members: users(500, 3), EventTime: g.clock,

@@ -20,18 +20,19 @@ import (
 // identity, so a client or a manager process pointed at it needs no
 // credentials. Armed, it stops a committer between its two writes: at the
 // first write (any method but GET) to a ChatGroupMemberSlice after a
-// ChatGroup status write has succeeded, it calls the crash function once
-// and never forwards that write. From then on it forwards nothing, as if
-// the process had died there, until Revive.
+// ChatGroup status write has succeeded, it calls the crash function and
+// never forwards that write. From then on it forwards nothing, as if the
+// process had died there, until Revive; then it can be armed again.
 type CrashProxy struct {
 	// URL is the proxy's base URL, http://127.0.0.1:<port>.
 	URL string
 
 	forward *httputil.ReverseProxy
 	crash   func()
-	crashed chan struct{}
 
 	mu sync.Mutex
+	// crashed is closed once the crash of the current arming is over.
+	crashed chan struct{}
 	// armed: the next status write, then slice write, is the crash point.
 	armed, statusWritten bool
 	// hold is non-nil while the proxy plays dead; requests wait on it and
@@ -45,9 +46,9 @@ var (
 )
 
 // StartCrashProxy starts a CrashProxy in front of the API server of cfg
-// (an admin rest config). crash is called at the crash point, before the
-// slice write would be forwarded; Crashed is closed when it has returned.
-// The proxy stops when the test ends.
+// (an admin rest config). crash, if not nil, is called at the crash
+// point, before the slice write would be forwarded. The proxy stops when
+// the test ends.
 func StartCrashProxy(tb testing.TB, cfg *rest.Config, crash func()) *CrashProxy {
 	tb.Helper()
 	upstream, err := url.Parse(cfg.Host)
@@ -58,7 +59,7 @@ func StartCrashProxy(tb testing.TB, cfg *rest.Config, crash func()) *CrashProxy 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &CrashProxy{crash: crash, crashed: make(chan struct{})}
+	p := &CrashProxy{crash: crash}
 	p.forward = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(upstream) }, Transport: rt,
 		FlushInterval: -1, ModifyResponse: p.observe, ErrorHandler: badGateway}
 	srv := httptest.NewServer(p)
@@ -71,15 +72,15 @@ func StartCrashProxy(tb testing.TB, cfg *rest.Config, crash func()) *CrashProxy 
 }
 
 // Arm makes the next status write followed by a slice write the crash
-// point.
-func (p *CrashProxy) Arm() {
+// point. The channel it returns is closed once the crash function has
+// returned there.
+func (p *CrashProxy) Arm() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.armed, p.statusWritten = true, false
+	p.crashed = make(chan struct{})
+	return p.crashed
 }
-
-// Crashed is closed once the crash function has returned.
-func (p *CrashProxy) Crashed() <-chan struct{} { return p.crashed }
 
 // Revive forwards requests again, disarmed; the requests held since the
 // crash are aborted without having reached the API server.
@@ -112,11 +113,13 @@ func (p *CrashProxy) intercept(r *http.Request) <-chan struct{} {
 		p.armed = false
 		p.hold = make(chan struct{})
 	}
-	hold := p.hold
+	hold, crashed := p.hold, p.crashed
 	p.mu.Unlock()
 	if crash {
-		p.crash()
-		close(p.crashed)
+		if p.crash != nil {
+			p.crash()
+		}
+		close(crashed)
 	}
 	return hold
 }

@@ -38,11 +38,12 @@ const (
 )
 
 // The manager, a separate process, is killed with SIGKILL after it stored
-// a join in the ChatGroup status (the commit record) and before it wrote
-// the member slice of the new member. The next manager brings the slices
-// up to date from the status when it starts: every member is listed
-// exactly once, memberCount is exact, and nothing acknowledged is lost.
-// The join in flight at the kill was stored but never acknowledged; a
+// a change in the ChatGroup status (the commit record) and before it wrote
+// the member slice of the member who joined or quit: once during a join,
+// once during a quit. Each time the next manager brings the slices up to
+// date from the status when it starts: every member is listed exactly
+// once, memberCount is exact, and nothing acknowledged is lost. The
+// callback in flight at the kill was stored but never acknowledged; a
 // provider resending it gets 200 and it is not applied twice.
 func TestFault_managerKilledBetweenStatusAndSlicesConverges(t *testing.T) {
 	r := startCrashRun(t)
@@ -54,44 +55,67 @@ func TestFault_managerKilledBetweenStatusAndSlicesConverges(t *testing.T) {
 		initial = append(initial, id)
 		members[id] = true
 	}
-	// Acknowledged before the kill: they must survive it.
+	// Acknowledged before the kills: they must survive them.
 	r.send(ep, callbacks.Create, callbacks.Params{Owner: crashOwner, Users: initial})
 	r.send(ep, callbacks.Join, callbacks.Params{Users: []string{"early"}})
 	members["early"] = true
 	r.waitForSlices(members)
 
-	r.proxy.Arm()
-	inFlight := r.build(ep, callbacks.Join, callbacks.Params{Users: []string{"late"}})
-	if status, body, err := r.post(ep, inFlight); err == nil {
-		t.Fatalf("the join in flight was answered %d %s: the manager was not killed before its slice write", status, body)
-	} else {
-		t.Logf("the join in flight got no answer, as a provider would see a crash: %v", err)
-	}
-	select {
-	case <-r.proxy.Crashed():
-	case <-time.After(crashTimeout):
-		t.Fatal("the join in flight failed, but the manager was never killed")
-	}
-	members["late"] = true
-	applied := r.checkKilledBetweenWrites(members)
+	for _, change := range []crashChange{{callbacks.Join, "late"}, {callbacks.Quit, "member-01"}} {
+		inFlight := r.build(ep, change.action, callbacks.Params{Users: []string{change.user}})
+		applied := r.killDuring(ep, inFlight, change, members)
 
-	r.proxy.Revive()
-	r.start()
-	begin := time.Now()
-	r.waitForSlices(members)
-	t.Logf("the slices listed all %d members %.1fs after the new manager was ready, with no new callback",
-		len(members), time.Since(begin).Seconds())
+		r.proxy.Revive()
+		r.start()
+		begin := time.Now()
+		r.waitForSlices(members)
+		t.Logf("the slices listed all %d members %.1fs after the new manager was ready, with no new callback",
+			len(members), time.Since(begin).Seconds())
 
-	// Tencent may resend a callback that got no answer: it is a duplicate.
-	r.deliver(ep, inFlight)
-	if cg := r.group(); cg.Status.EventsApplied != applied || int(cg.Status.MemberCount) != len(members) {
-		t.Errorf("the resent join: eventsApplied %d, memberCount %d; want %d and %d (not applied twice)",
-			cg.Status.EventsApplied, cg.Status.MemberCount, applied, len(members))
+		// Tencent may resend a callback that got no answer: a duplicate.
+		r.deliver(ep, inFlight)
+		if cg := r.group(); cg.Status.EventsApplied != applied || int(cg.Status.MemberCount) != len(members) {
+			t.Errorf("the resent %s: eventsApplied %d, memberCount %d; want %d and %d (not applied twice)",
+				change.action, cg.Status.EventsApplied, cg.Status.MemberCount, applied, len(members))
+		}
 	}
 	// And the group goes on from there.
 	r.send(ep, callbacks.Quit, callbacks.Params{Users: []string{"member-00"}})
 	delete(members, "member-00")
 	r.waitForSlices(members)
+}
+
+// crashChange is the change in flight at a kill: user joins or quits.
+type crashChange struct {
+	action callbacks.Action
+	user   string
+}
+
+// killDuring arms the proxy and sends the callback of change, expecting
+// the manager to be killed before it answers. It applies the change to
+// members, checks that the kill came between the two writes and returns
+// status.eventsApplied.
+func (r *crashRun) killDuring(ep providertest.Endpoint, cb callbacks.Callback, change crashChange,
+	members map[string]bool) int64 {
+	r.t.Helper()
+	crashed := r.proxy.Arm()
+	if status, body, err := r.post(ep, cb); err == nil {
+		r.t.Fatalf("the %s in flight was answered %d %s: the manager was not killed before its slice write",
+			change.action, status, body)
+	} else {
+		r.t.Logf("the %s in flight got no answer, as a provider would see a crash: %v", change.action, err)
+	}
+	select {
+	case <-crashed:
+	case <-time.After(crashTimeout):
+		r.t.Fatalf("the %s in flight failed, but the manager was never killed", change.action)
+	}
+	if change.action == callbacks.Join {
+		members[change.user] = true
+	} else {
+		delete(members, change.user)
+	}
+	return r.checkKilledBetweenWrites(change, members)
 }
 
 // crashRun is the control plane, the proxy the manager reaches it
@@ -160,7 +184,7 @@ func (r *crashRun) kill() {
 	if err := r.mgr.Load().Kill(); err != nil {
 		r.t.Errorf("killing the manager: %v", err)
 	}
-	r.t.Log("manager killed with SIGKILL between its status write and its slice write")
+	r.t.Log("manager killed with SIGKILL at its first slice write after a status write")
 }
 
 // stop stops the running manager and shows its logs if the test failed.
@@ -283,19 +307,28 @@ func (r *crashRun) listed(cg *imv1.ChatGroup) map[string]int {
 }
 
 // checkKilledBetweenWrites asserts that the kill came between the two
-// writes: the status records the last member, the slices do not list it.
-// It returns status.eventsApplied.
-func (r *crashRun) checkKilledBetweenWrites(members map[string]bool) int64 {
+// writes: the status records the change (memberCount, and the user in
+// status.memberSlices.added or .removed), the slices do not yet.
+func (r *crashRun) checkKilledBetweenWrites(change crashChange, members map[string]bool) int64 {
 	r.t.Helper()
 	cg := r.group()
 	ms := cg.Status.MemberSlices
-	if ms == nil || !slices.ContainsFunc(ms.Added, func(m imv1.GroupMember) bool { return m.UserID == "late" }) {
-		r.t.Fatalf("after the kill the status does not record the join of late: memberSlices %+v", ms)
+	joined := change.action == callbacks.Join
+	recorded := ms != nil && (joined && slices.ContainsFunc(ms.Added, func(m imv1.GroupMember) bool { return m.UserID == change.user }) ||
+		!joined && slices.Contains(ms.Removed, change.user))
+	if !recorded {
+		r.t.Fatalf("after the kill the status does not record the %s of %s: memberSlices %+v", change.action, change.user, ms)
 	}
 	seen := r.listed(cg)
-	if int(cg.Status.MemberCount) != len(members) || seen["late"] != 0 || len(seen) != len(members)-1 {
-		r.t.Fatalf("after the kill: memberCount %d, late listed %d times, %d listed; want %d, 0 and %d",
-			cg.Status.MemberCount, seen["late"], len(seen), len(members), len(members)-1)
+	// The slices are one member behind: without the joined user, or still
+	// with the one who quit.
+	wantListed, wantSeen := len(members)-1, 0
+	if !joined {
+		wantListed, wantSeen = len(members)+1, 1
+	}
+	if int(cg.Status.MemberCount) != len(members) || seen[change.user] != wantSeen || len(seen) != wantListed {
+		r.t.Fatalf("after the kill: memberCount %d, %s listed %d times, %d listed; want %d, %d and %d",
+			cg.Status.MemberCount, change.user, seen[change.user], len(seen), len(members), wantSeen, wantListed)
 	}
 	r.t.Logf("killed between the writes: memberCount %d in the status, %d members in %d slices",
 		cg.Status.MemberCount, len(seen), ms.Slices)
