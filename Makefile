@@ -111,7 +111,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s), then the reducer prope
 	PROPERTY_ROUNDS=$${PROPERTY_ROUNDS:-100000} go test ./internal/groupstate/ -run 'TestReduce_convergence|TestReduce_untimedRetries' -count=1
 
 .PHONY: test-faults
-test-faults: manifests generate envtest ## Fault tests under load: API server crash, two replicas, duplicates, bad requests, resync.
+test-faults: manifests generate envtest ## Fault tests under load: API server crash, two replicas, duplicates, bad requests, resync; manager killed between writes.
 	go test -tags faults ./test/faults/ -count=1 -v -timeout 20m
 
 .PHONY: bench

@@ -2,13 +2,6 @@ package commit_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,55 +15,17 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
-// deathProxy passes a committer's requests to the API server until the
-// committer first writes a member slice after armed is set; from then on
-// it answers nothing, as if the process had been killed at that moment.
-type deathProxy struct {
-	armed atomic.Bool
-	died  chan struct{}
-	once  sync.Once
-	url   string
-}
-
-func startDeathProxy(t *testing.T, env *testsupport.Env) *deathProxy {
-	t.Helper()
-	upstream, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := rest.TransportFor(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &deathProxy{died: make(chan struct{})}
-	forward := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(upstream) }, Transport: rt,
-		FlushInterval: -1}
-	gone := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.armed.Load() && r.Method != http.MethodGet && strings.Contains(r.URL.Path, "/chatgroupmemberslices") {
-			p.once.Do(func() { close(p.died) })
-		}
-		select {
-		case <-p.died:
-			<-gone // the request never reaches the API server, and nothing answers
-			return
-		default:
-		}
-		forward.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(gone) })
-	p.url = srv.URL
-	return p
-}
-
-// A manager killed after it stored a commit in the ChatGroup status and
-// before it wrote the member slices: the next manager brings the slices up
-// to date from the status when it starts, without any new event.
+// A committer that stops after it stored a commit in the ChatGroup status
+// and before it wrote the member slices: the next committer brings the
+// slices up to date from the status when it starts, without any new event.
+// The crash is simulated in-process (the proxy stops forwarding the first
+// committer's requests), which is fast and sees the committer alone;
+// test/faults TestFault_managerKilledBetweenStatusAndSlicesConverges kills
+// a manager process there for real.
 func TestCommit_crashBetweenStatusAndSlicesConverges(t *testing.T) {
 	env := testsupport.Start(t)
-	proxy := startDeathProxy(t, env)
-	viaProxy, err := client.New(&rest.Config{Host: proxy.url}, client.Options{Scheme: env.Scheme})
+	proxy := testsupport.StartCrashProxy(t, env.Config, nil)
+	viaProxy, err := client.New(&rest.Config{Host: proxy.URL}, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +35,9 @@ func TestCommit_crashBetweenStatusAndSlicesConverges(t *testing.T) {
 	g.check(true)
 
 	// The next join is stored in the status; the manager dies at its
-	// first slice write, before it could answer.
-	proxy.armed.Store(true)
+	// first slice write after that, before it could answer: from then on
+	// the proxy forwards none of its requests.
+	died := proxy.Arm()
 	g.clock = g.clock.Add(time.Second)
 	if _, err := first.Submit(g.target, groupstate.GroupEvent{Provider: imv1.ProviderTencent, AppID: g.target.Spec.AppID,
 		GroupID: g.target.Spec.GroupID, Kind: imv1.EventMembersJoined, Members: users(500, 3), EventTime: g.clock,
@@ -89,9 +45,9 @@ func TestCommit_crashBetweenStatusAndSlicesConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-proxy.died:
+	case <-died:
 	case <-time.After(time.Minute):
-		t.Fatal("the first manager never wrote a member slice")
+		t.Fatal("the first manager never wrote a member slice after its status")
 	}
 	cg, seen := g.listed()
 	if cg.Status.MemberCount != 63 || len(seen) != 60 {
