@@ -49,12 +49,21 @@ func bigGroup(ctx context.Context, rig *statusRig, ns string, size, step int) (s
 	m0 := rig.meter.snapshot()
 	start = time.Now()
 	var lat []time.Duration
+	var slowest, heaviest joinReading
 	for i := range joinsMeasured {
+		before := rig.meter.snapshot()
 		l, err := submit(rig, target, joinEvent(groupID, members("joiner", i, 1), time.Now()))
 		if err != nil {
 			return statusRow{}, err
 		}
 		lat = append(lat, l)
+		j := joinReading{i, l, rig.meter.snapshot().sub(before)}
+		if j.latency > slowest.latency {
+			slowest = j
+		}
+		if j.m.stored > heaviest.m.stored {
+			heaviest = j
+		}
 	}
 	elapsed := time.Since(start)
 	m := rig.meter.snapshot().sub(m0)
@@ -62,10 +71,23 @@ func bigGroup(ctx context.Context, rig *statusRig, ns string, size, step int) (s
 	if err != nil {
 		return statusRow{}, err
 	}
-	note := fmt.Sprintf("(created in %.1fs; %d writes for %d joins; lists %d of memberCount %d, want %d)",
-		created.Seconds(), m.writes, joinsMeasured, listed, count, size+joinsMeasured)
+	note := fmt.Sprintf("(created in %.1fs; %d writes for %d joins; slowest %s; heaviest %s; lists %d of memberCount %d, want %d)",
+		created.Seconds(), m.writes, joinsMeasured, slowest, heaviest, listed, count, size+joinsMeasured)
 	return statusRow{name: fmt.Sprintf("single-member joins, %d-member group", size), events: joinsMeasured,
 		elapsed: elapsed, meterReading: m, latencies: lat, note: note}, nil
+}
+
+// joinReading is one measured join: its latency and the writes (of the
+// committer and the reconciler alike) made while it was committed.
+type joinReading struct {
+	index   int
+	latency time.Duration
+	m       meterReading
+}
+
+func (j joinReading) String() string {
+	return fmt.Sprintf("join %d: %d ms, %d writes, %.1f KiB stored", j.index, j.latency.Milliseconds(), j.m.writes,
+		float64(j.m.stored)/1024)
 }
 
 // listedMembers counts the distinct members a ChatGroup lists (in
