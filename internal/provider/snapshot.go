@@ -61,6 +61,9 @@ type APIError struct {
 	Message string
 	// Retryable is true for errors that retrying may fix.
 	Retryable bool
+	// RetryAfter, when not 0, is how long the API asked the client to
+	// wait before the next try (the Retry-After of a 429 or 503 answer).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -89,7 +92,8 @@ type Retry struct {
 	// Attempts is the number of tries; at least 1.
 	Attempts int
 	// Backoff is the first wait, doubled after each failure up to
-	// MaxBackoff, with up to 50% jitter.
+	// MaxBackoff, with up to 50% jitter. An error asking for a longer
+	// wait (APIError.RetryAfter) gets that wait instead.
 	Backoff, MaxBackoff time.Duration
 	// OnError, when set, is told of every failed attempt.
 	OnError func(err error)
@@ -118,10 +122,19 @@ func (r Retry) Do(ctx context.Context, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(err, ctx.Err())
-		case <-time.After(jittered):
+		case <-time.After(max(jittered, retryAfter(err))):
 		}
 		wait = min(2*wait, r.MaxBackoff)
 	}
+}
+
+// retryAfter returns the wait an error asks for, capped at MaxRetryAfter.
+func retryAfter(err error) time.Duration {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return min(apiErr.RetryAfter, MaxRetryAfter)
+	}
+	return 0
 }
 
 // retryable reports whether an error of a REST call may go away on retry:
