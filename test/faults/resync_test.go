@@ -75,10 +75,16 @@ func TestFault_resyncRepairsLossyCallbacks(t *testing.T) {
 	ep := resyncReceiver(t, env.Client, ns, fake.URL)
 
 	rng := rand.New(rand.NewPCG(resyncSeed, 1))
-	cbs, droppedDisbands := simulate(fake, rng)
-	delivered := deliverLossy(t, rng, ep, url, cbs)
-	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d deliveries (with duplicates), %d disbands dropped",
-		len(cbs), resyncOps, delivered, len(droppedDisbands))
+	cbs, disbands := simulate(fake, rng)
+	plan := deliverLossy(t, rng, ep, url, cbs, disbands)
+	droppedDisbands := map[string]bool{}
+	for _, i := range plan.Dropped {
+		if cbs[i].action == callbacks.Disband {
+			droppedDisbands[cbs[i].params.GroupID] = true
+		}
+	}
+	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d dropped, %d duplicated, %d deliveries, %d disbands dropped",
+		len(cbs), resyncOps, len(plan.Dropped), len(plan.Duplicated), len(plan.Order), len(droppedDisbands))
 
 	groups, members := drift(t, env.Client, ns, fake.Truth)
 	t.Logf("drift before resync: %d of %d groups differ from the provider, %d member differences",
@@ -201,8 +207,8 @@ func resyncReceiver(t *testing.T, c client.Client, ns, endpoint string) provider
 }
 
 // simulate applies the changes to the fake's truth and returns the
-// callbacks the provider would send, in order, and the groups whose
-// disband callback is to be dropped.
+// callbacks the provider would send, in order, and the disbanded groups,
+// true for those whose disband callback is to be dropped.
 func simulate(fake *tencenttest.FakeServer, rng *rand.Rand) ([]lossyCallback, map[string]bool) {
 	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	next := func() time.Time { at = at.Add(time.Millisecond); return at }
@@ -241,33 +247,33 @@ func simulate(fake *tencenttest.FakeServer, rng *rand.Rand) ([]lossyCallback, ma
 	for i, id := range ids[:10] {
 		g, _ := fake.Truth.Get(id)
 		fake.Truth.Update(id, func(g *restfake.Group) { g.Gone = true })
-		if i%2 == 0 {
-			dropped[id] = true
-			continue
-		}
+		dropped[id] = i%2 == 0
 		cbs = append(cbs, lossyCallback{callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner, EventTime: next()}})
 	}
 	return cbs, dropped
 }
 
-// deliverLossy sends 70% of the callbacks (10% of those twice), each
-// window of ten shuffled, from 8 senders; it returns the deliveries.
-func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []lossyCallback) int {
+// lossy is how the fake provider loses callbacks: 70% are delivered, 10%
+// of those twice, each window of ten shuffled; a disband is dropped when
+// chosen, and delivered otherwise.
+func lossy(cbs []lossyCallback, disbands map[string]bool) restfake.Loss {
+	return restfake.Loss{Drop: 0.3, Duplicate: 0.1, Window: 10, Rule: func(i int) restfake.DropRule {
+		switch {
+		case cbs[i].action != callbacks.Disband:
+			return restfake.DropMaybe
+		case disbands[cbs[i].params.GroupID]:
+			return restfake.DropAlways
+		}
+		return restfake.DropNever
+	}}
+}
+
+// deliverLossy delivers the callbacks as the lossy fake provider does,
+// from 8 senders; it returns the plan it followed.
+func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []lossyCallback,
+	disbands map[string]bool) restfake.Plan {
 	t.Helper()
-	var out []lossyCallback
-	for _, cb := range cbs {
-		if cb.action != callbacks.Disband && rng.Float64() >= 0.7 {
-			continue
-		}
-		out = append(out, cb)
-		if rng.Float64() < 0.1 {
-			out = append(out, cb)
-		}
-	}
-	for i := 0; i < len(out); i += 10 {
-		w := out[i:min(i+10, len(out))]
-		rng.Shuffle(len(w), func(a, b int) { w[a], w[b] = w[b], w[a] })
-	}
+	out, plan := restfake.Deliver(rng, lossy(cbs, disbands), cbs)
 	work := make(chan lossyCallback)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -291,7 +297,7 @@ func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url st
 	if len(failures) > 0 {
 		t.Fatalf("%d callbacks refused, first: %s", len(failures), failures[0])
 	}
-	return len(out)
+	return plan
 }
 
 // deliver sends one callback. A duplicate signed in the same second is a
