@@ -48,21 +48,14 @@ const (
 	resyncSeed   = 14
 )
 
-// lossyCallback is one callback the fake provider would send.
-type lossyCallback struct {
-	action callbacks.Action
-	params callbacks.Params
-}
-
 // lossyFake is the fake provider REST API a lossy scenario runs against.
 type lossyFake struct {
 	provider imv1.Provider
 	appID    string
 	url      string
 	truth    *restfake.Truth
-	// groupID names group i; setGroup puts a live group into the truth.
-	groupID  func(i int) string
-	setGroup func(id, owner string, members ...string)
+	// groupID names group i.
+	groupID func(i int) string
 	// apis are the REST calls a pass makes, logged with their counts.
 	apis []string
 }
@@ -71,18 +64,16 @@ func tencentFake(t *testing.T) lossyFake {
 	fake := tencenttest.NewFakeServer(1400000000, resyncAdmin, resyncKey)
 	t.Cleanup(fake.Close)
 	return lossyFake{provider: imv1.ProviderTencent, appID: "1400000000", url: fake.URL, truth: fake.Truth,
-		groupID:  func(i int) string { return fmt.Sprintf("@TGS#fault%02d", i) },
-		setGroup: func(id, owner string, members ...string) { fake.SetGroup(id, "Public", id, owner, members...) },
-		apis:     []string{tencent.APIGetGroupInfo, tencent.APIGetGroupMemberInfo, tencent.APIGetAppIDGroupList}}
+		groupID: func(i int) string { return fmt.Sprintf("@TGS#fault%02d", i) },
+		apis:    []string{tencent.APIGetGroupInfo, tencent.APIGetGroupMemberInfo, tencent.APIGetAppIDGroupList}}
 }
 
 func openimFake(t *testing.T) lossyFake {
 	fake := openimtest.NewFakeServer(resyncKey, resyncAdmin)
 	t.Cleanup(fake.Close)
 	return lossyFake{provider: imv1.ProviderOpenIM, appID: "openim-faults", url: fake.URL, truth: fake.Truth,
-		groupID:  func(i int) string { return fmt.Sprintf("fault%02d", i) },
-		setGroup: func(id, owner string, members ...string) { fake.SetGroup(id, id, owner, members...) },
-		apis:     []string{openim.PathGetGroupsInfo, openim.PathGetGroupMemberList, openim.PathGetGroups}}
+		groupID: func(i int) string { return fmt.Sprintf("fault%02d", i) },
+		apis:    []string{openim.PathGetGroupsInfo, openim.PathGetGroupMemberList, openim.PathGetGroups}}
 }
 
 // The fake provider applies 2,000 random membership changes (and some
@@ -111,12 +102,12 @@ func lossyScenario(t *testing.T, env *testsupport.Env, ns string, fake lossyFake
 	ep := resyncReceiver(t, env.Client, ns, fake)
 
 	rng := rand.New(rand.NewPCG(resyncSeed, 1))
-	cbs, disbands := simulate(fake, rng)
+	cbs, disbands := simulate(t, fake, rng)
 	plan := deliverLossy(t, rng, ep, url, cbs, disbands)
 	droppedDisbands := map[string]bool{}
 	for _, i := range plan.Dropped {
-		if cbs[i].action == callbacks.Disband {
-			droppedDisbands[cbs[i].params.GroupID] = true
+		if cbs[i].Action == callbacks.Disband {
+			droppedDisbands[cbs[i].Params.GroupID] = true
 		}
 	}
 	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d dropped, %d duplicated, %d deliveries, %d disbands dropped",
@@ -254,20 +245,28 @@ func resyncReceiver(t *testing.T, c client.Client, ns string, fake lossyFake) pr
 	return ep
 }
 
-// simulate applies the changes to the fake's truth and returns the
-// callbacks the provider would send, in order, and the disbanded groups,
-// true for those whose disband callback is to be dropped.
-func simulate(fake lossyFake, rng *rand.Rand) ([]lossyCallback, map[string]bool) {
+// simulate makes the changes to the fake's truth (Truth.Apply, as a user
+// would) and returns the callbacks the provider would send for them, in
+// order, and the disbanded groups, true for those whose disband callback
+// is to be dropped.
+func simulate(t *testing.T, fake lossyFake, rng *rand.Rand) ([]restfake.Change, map[string]bool) {
+	t.Helper()
 	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	next := func() time.Time { at = at.Add(time.Millisecond); return at }
-	var cbs []lossyCallback
+	var cbs []restfake.Change
+	send := func(a callbacks.Action, p callbacks.Params) {
+		at = at.Add(time.Millisecond)
+		p.EventTime = at
+		c := restfake.Change{Action: a, Params: p}
+		if err := fake.truth.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+		cbs = append(cbs, c)
+	}
 	ids := make([]string, resyncGroups)
 	for i := range ids {
 		ids[i] = fake.groupID(i)
 		owner := fmt.Sprintf("owner%02d", i)
-		fake.setGroup(ids[i], owner, "u00")
-		cbs = append(cbs, lossyCallback{callbacks.Create, callbacks.Params{GroupID: ids[i], GroupName: ids[i], Owner: owner,
-			Users: []string{owner, "u00"}, EventTime: next()}})
+		send(callbacks.Create, callbacks.Params{GroupID: ids[i], GroupName: ids[i], Owner: owner, Users: []string{owner, "u00"}})
 	}
 	for changes := 0; changes < resyncOps; {
 		id := ids[rng.IntN(len(ids))]
@@ -276,27 +275,21 @@ func simulate(fake lossyFake, rng *rand.Rand) ([]lossyCallback, map[string]bool)
 		_, member := g.Members[user]
 		switch {
 		case rng.IntN(20) == 0 && member:
-			fake.truth.Update(id, func(g *restfake.Group) {
-				g.Members[g.Owner], g.Members[user], g.Owner = imv1.RoleMember, imv1.RoleOwner, user
-			})
-			cbs = append(cbs, lossyCallback{callbacks.Owner, callbacks.Params{GroupID: id, Owner: user, PreviousOwner: g.Owner, EventTime: next()}})
-			changes++
+			send(callbacks.Owner, callbacks.Params{GroupID: id, Owner: user, PreviousOwner: g.Owner})
 		case member && user != g.Owner:
-			fake.truth.Update(id, func(g *restfake.Group) { delete(g.Members, user) })
-			cbs = append(cbs, lossyCallback{callbacks.Quit, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
-			changes++
+			send(callbacks.Quit, callbacks.Params{GroupID: id, Users: []string{user}})
 		case !member:
-			fake.truth.Update(id, func(g *restfake.Group) { g.Members[user] = imv1.RoleMember })
-			cbs = append(cbs, lossyCallback{callbacks.Join, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
-			changes++
+			send(callbacks.Join, callbacks.Params{GroupID: id, Users: []string{user}})
+		default:
+			continue
 		}
+		changes++
 	}
 	dropped := map[string]bool{}
 	for i, id := range ids[:10] {
 		g, _ := fake.truth.Get(id)
-		fake.truth.Update(id, func(g *restfake.Group) { g.Gone = true })
+		send(callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner})
 		dropped[id] = i%2 == 0
-		cbs = append(cbs, lossyCallback{callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner, EventTime: next()}})
 	}
 	return cbs, dropped
 }
@@ -304,12 +297,12 @@ func simulate(fake lossyFake, rng *rand.Rand) ([]lossyCallback, map[string]bool)
 // lossy is how the fake provider loses callbacks: 70% are delivered, 10%
 // of those twice, each window of ten shuffled; a disband is dropped when
 // chosen, and delivered otherwise.
-func lossy(cbs []lossyCallback, disbands map[string]bool) restfake.Loss {
+func lossy(cbs []restfake.Change, disbands map[string]bool) restfake.Loss {
 	return restfake.Loss{Drop: 0.3, Duplicate: 0.1, Window: 10, Rule: func(i int) restfake.DropRule {
 		switch {
-		case cbs[i].action != callbacks.Disband:
+		case cbs[i].Action != callbacks.Disband:
 			return restfake.DropMaybe
-		case disbands[cbs[i].params.GroupID]:
+		case disbands[cbs[i].Params.GroupID]:
 			return restfake.DropAlways
 		}
 		return restfake.DropNever
@@ -318,11 +311,11 @@ func lossy(cbs []lossyCallback, disbands map[string]bool) restfake.Loss {
 
 // deliverLossy delivers the callbacks as the lossy fake provider does,
 // from 8 senders; it returns the plan it followed.
-func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []lossyCallback,
+func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []restfake.Change,
 	disbands map[string]bool) restfake.Plan {
 	t.Helper()
 	out, plan := restfake.Deliver(rng, lossy(cbs, disbands), cbs)
-	work := make(chan lossyCallback)
+	work := make(chan restfake.Change)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
@@ -353,8 +346,8 @@ func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url st
 // (not stored within the commit budget under this load) is what a
 // provider sees as a failed callback that it never resends; the server
 // goes on retrying it, and resync must converge either way.
-func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
-	built, err := ep.Sender.Build(cb.action, cb.params)
+func deliver(ep providertest.Endpoint, url string, cb restfake.Change) error {
+	built, err := ep.Sender.Build(cb.Action, cb.Params)
 	if err != nil {
 		return err
 	}
@@ -372,7 +365,7 @@ func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
 		switch resp.StatusCode {
 		case http.StatusOK, http.StatusUnauthorized, http.StatusServiceUnavailable:
 		default:
-			return fmt.Errorf("%s %s: HTTP %d %s", cb.action, cb.params.GroupID, resp.StatusCode, body)
+			return fmt.Errorf("%s %s: HTTP %d %s", cb.Action, cb.Params.GroupID, resp.StatusCode, body)
 		}
 	}
 	return nil
