@@ -100,7 +100,7 @@ type Retry struct {
 }
 
 // DefaultRetry is the retry policy of the REST clients: four tries over
-// about three seconds.
+// about three seconds, longer when the API asks for it with Retry-After.
 var DefaultRetry = Retry{Attempts: 4, Backoff: 250 * time.Millisecond, MaxBackoff: 2 * time.Second}
 
 // Do calls fn until it succeeds, fails with an error that is not

@@ -1,8 +1,10 @@
 // Package restfake is the provider-neutral part of the fake provider REST
 // servers (tencenttest.FakeServer, openimtest.FakeServer): the "truth" a
-// test controls (the groups as the provider knows them) and the faults a
-// test injects into the next responses. Each provider's fake renders the
-// truth in its own documented request and response shapes.
+// test controls (the groups as the provider knows them), the faults a
+// test injects into the next responses, the server they run on (Serve),
+// and how a fake provider loses the callbacks it sends (Loss). Each
+// provider's fake renders the truth in its own documented request and
+// response shapes.
 package restfake
 
 import (
