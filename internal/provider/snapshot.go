@@ -61,6 +61,9 @@ type APIError struct {
 	Message string
 	// Retryable is true for errors that retrying may fix.
 	Retryable bool
+	// RetryAfter, when not 0, is how long the API asked the client to
+	// wait before the next try (the Retry-After of a 429 or 503 answer).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -89,14 +92,15 @@ type Retry struct {
 	// Attempts is the number of tries; at least 1.
 	Attempts int
 	// Backoff is the first wait, doubled after each failure up to
-	// MaxBackoff, with up to 50% jitter.
+	// MaxBackoff, with up to 50% jitter. An error asking for a longer
+	// wait (APIError.RetryAfter) gets that wait instead.
 	Backoff, MaxBackoff time.Duration
 	// OnError, when set, is told of every failed attempt.
 	OnError func(err error)
 }
 
 // DefaultRetry is the retry policy of the REST clients: four tries over
-// about three seconds.
+// about three seconds, longer when the API asks for it with Retry-After.
 var DefaultRetry = Retry{Attempts: 4, Backoff: 250 * time.Millisecond, MaxBackoff: 2 * time.Second}
 
 // Do calls fn until it succeeds, fails with an error that is not
@@ -118,10 +122,19 @@ func (r Retry) Do(ctx context.Context, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(err, ctx.Err())
-		case <-time.After(jittered):
+		case <-time.After(max(jittered, retryAfter(err))):
 		}
 		wait = min(2*wait, r.MaxBackoff)
 	}
+}
+
+// retryAfter returns the wait an error asks for, capped at MaxRetryAfter.
+func retryAfter(err error) time.Duration {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return min(apiErr.RetryAfter, MaxRetryAfter)
+	}
+	return 0
 }
 
 // retryable reports whether an error of a REST call may go away on retry:

@@ -22,12 +22,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 	"chatgroup.dev/chatgroup-operator/controllers"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim"
+	"chatgroup.dev/chatgroup-operator/internal/provider/openim/openimtest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
 	"chatgroup.dev/chatgroup-operator/internal/provider/restfake"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
@@ -38,7 +41,6 @@ import (
 )
 
 const (
-	resyncAppID  = "1400000000"
 	resyncAdmin  = "administrator"
 	resyncKey    = "faults-resync-sdk-secret-key"
 	resyncGroups = 50
@@ -46,10 +48,32 @@ const (
 	resyncSeed   = 14
 )
 
-// lossyCallback is one callback the fake provider would send.
-type lossyCallback struct {
-	action callbacks.Action
-	params callbacks.Params
+// lossyFake is the fake provider REST API a lossy scenario runs against.
+type lossyFake struct {
+	provider imv1.Provider
+	appID    string
+	url      string
+	truth    *restfake.Truth
+	// groupID names group i.
+	groupID func(i int) string
+	// apis are the REST calls a pass makes, logged with their counts.
+	apis []string
+}
+
+func tencentFake(t *testing.T) lossyFake {
+	fake := tencenttest.NewFakeServer(1400000000, resyncAdmin, resyncKey)
+	t.Cleanup(fake.Close)
+	return lossyFake{provider: imv1.ProviderTencent, appID: "1400000000", url: fake.URL, truth: fake.Truth,
+		groupID: func(i int) string { return fmt.Sprintf("@TGS#fault%02d", i) },
+		apis:    []string{tencent.APIGetGroupInfo, tencent.APIGetGroupMemberInfo, tencent.APIGetAppIDGroupList}}
+}
+
+func openimFake(t *testing.T) lossyFake {
+	fake := openimtest.NewFakeServer(resyncKey, resyncAdmin)
+	t.Cleanup(fake.Close)
+	return lossyFake{provider: imv1.ProviderOpenIM, appID: "openim-faults", url: fake.URL, truth: fake.Truth,
+		groupID: func(i int) string { return fmt.Sprintf("fault%02d", i) },
+		apis:    []string{openim.PathGetGroupsInfo, openim.PathGetGroupMemberList, openim.PathGetGroups}}
 }
 
 // The fake provider applies 2,000 random membership changes (and some
@@ -57,11 +81,16 @@ type lossyCallback struct {
 // callbacks are delivered, some twice, reordered within groups of ten;
 // half the disbands are dropped. After one resync pass every ChatGroup
 // equals the provider's truth (members, owner, disbanded) and every group
-// whose disband was dropped has its cleanup Job.
+// whose disband was dropped has its cleanup Job. The same scenario, with
+// the same seed, runs against the Tencent and the OpenIM fake.
 func TestFault_resyncRepairsLossyCallbacks(t *testing.T) {
 	env := testsupport.Start(t)
+	t.Run("Tencent", func(t *testing.T) { lossyScenario(t, env, "faults-resync", tencentFake(t)) })
+	t.Run("OpenIM", func(t *testing.T) { lossyScenario(t, env, "faults-resync-openim", openimFake(t)) })
+}
+
+func lossyScenario(t *testing.T, env *testsupport.Env, ns string, fake lossyFake) {
 	ctx := context.Background()
-	ns := "faults-resync"
 	if err := testsupport.CreateNamespace(ctx, env.Client, ns); err != nil {
 		t.Fatal(err)
 	}
@@ -70,42 +99,51 @@ func TestFault_resyncRepairsLossyCallbacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := startOperator(t, env, ns)
-	fake := tencenttest.NewFakeServer(1400000000, resyncAdmin, resyncKey)
-	t.Cleanup(fake.Close)
-	ep := resyncReceiver(t, env.Client, ns, fake.URL)
+	ep := resyncReceiver(t, env.Client, ns, fake)
 
 	rng := rand.New(rand.NewPCG(resyncSeed, 1))
-	cbs, droppedDisbands := simulate(fake, rng)
-	delivered := deliverLossy(t, rng, ep, url, cbs)
-	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d deliveries (with duplicates), %d disbands dropped",
-		len(cbs), resyncOps, delivered, len(droppedDisbands))
+	cbs, disbands := simulate(t, fake, rng)
+	plan := deliverLossy(t, rng, ep, url, cbs, disbands)
+	droppedDisbands := map[string]bool{}
+	for _, i := range plan.Dropped {
+		if cbs[i].Action == callbacks.Disband {
+			droppedDisbands[cbs[i].Params.GroupID] = true
+		}
+	}
+	t.Logf("callbacks: %d (50 creates, %d changes, 10 disbands), %d dropped, %d duplicated, %d deliveries, %d disbands dropped",
+		len(cbs), resyncOps, len(plan.Dropped), len(plan.Duplicated), len(plan.Order), len(droppedDisbands))
 
-	groups, members := drift(t, env.Client, ns, fake.Truth)
+	groups, members := drift(t, env.Client, ns, fake)
 	t.Logf("drift before resync: %d of %d groups differ from the provider, %d member differences",
 		groups, resyncGroups, members)
 	if groups == 0 {
 		t.Fatal("the lossy delivery caused no drift: the test tests nothing")
 	}
+	repairInOnePass(t, env.Client, ns, fake)
+	waitForCleanupJobs(t, env.Client, ns, fake, droppedDisbands)
+}
 
-	apis := []string{tencent.APIGetGroupInfo, tencent.APIGetGroupMemberInfo, tencent.APIGetAppIDGroupList}
-	before := make([]int, len(apis))
-	for i, api := range apis {
-		before[i] = fake.Truth.Calls(api)
+// repairInOnePass requests a resync pass and checks that afterwards no
+// group differs from the provider's truth.
+func repairInOnePass(t *testing.T, c client.Client, ns string, fake lossyFake) {
+	t.Helper()
+	before := make([]int, len(fake.apis))
+	for i, api := range fake.apis {
+		before[i] = fake.truth.Calls(api)
 	}
 	start := time.Now()
-	rcv := requestPass(t, env.Client, types.NamespacedName{Namespace: ns, Name: "resync"}, "faults")
+	rcv := requestPass(t, c, types.NamespacedName{Namespace: ns, Name: "resync"}, "faults")
 	t.Logf("resync pass: %d groups read, %d corrections, result %s, %s from request to recorded outcome",
 		rcv.Status.LastSync.Groups, rcv.Status.LastSync.Corrections, rcv.Status.LastSync.Result, time.Since(start).Round(time.Millisecond))
-	for i, api := range apis {
-		t.Logf("REST calls of the pass: %s %d", api, fake.Truth.Calls(api)-before[i])
+	for i, api := range fake.apis {
+		t.Logf("REST calls of the pass: %s %d", api, fake.truth.Calls(api)-before[i])
 	}
 	if rcv.Status.LastSync.Result != imv1.SyncSucceeded {
 		t.Fatalf("resync pass: %s: %s", rcv.Status.LastSync.Result, rcv.Status.LastSync.Message)
 	}
-	if groups, members := drift(t, env.Client, ns, fake.Truth); groups != 0 {
+	if groups, members := drift(t, c, ns, fake); groups != 0 {
 		t.Fatalf("after one resync pass %d groups still differ (%d member differences)", groups, members)
 	}
-	waitForCleanupJobs(t, env.Client, ns, droppedDisbands)
 }
 
 // startOperator runs the callback server, the reconcilers and resync for
@@ -114,8 +152,11 @@ func startOperator(t *testing.T, env *testsupport.Env, ns string) string {
 	t.Helper()
 	cacheOpts := controllers.CacheOptions()
 	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	// Each subtest runs its own manager in this process, with the same
+	// controller names.
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Cache: cacheOpts,
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Metrics:    metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +165,12 @@ func startOperator(t *testing.T, env *testsupport.Env, ns string) string {
 	srv := webhookserver.New(mgr, cbOpts)
 	newClient := func(rcv *imv1.ChatReceiver, key string) (provider.RESTClient, error) {
 		c, err := resync.NewClient(rcv, key)
-		if tc, ok := c.(*tencent.Client); ok {
-			tc.Retry = provider.Retry{Attempts: 4, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+		fast := provider.Retry{Attempts: 4, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+		switch c := c.(type) {
+		case *tencent.Client:
+			c.Retry = fast
+		case *openim.Client:
+			c.Retry = fast
 		}
 		return c, err
 	}
@@ -159,17 +204,17 @@ func startOperator(t *testing.T, env *testsupport.Env, ns string) string {
 
 // resyncReceiver creates the receiver (resync every hour, discovery on)
 // and a cleanup trigger, and waits for the receiver's first pass.
-func resyncReceiver(t *testing.T, c client.Client, ns, endpoint string) providertest.Endpoint {
+func resyncReceiver(t *testing.T, c client.Client, ns string, fake lossyFake) providertest.Endpoint {
 	t.Helper()
 	ctx := context.Background()
 	objs := []client.Object{
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resync"},
 			StringData: map[string]string{imv1.TokenKey: "faults-resync-token-0123456789abcdef", imv1.ResyncKeyKey: resyncKey}},
 		&imv1.ChatReceiver{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resync"},
-			Spec: imv1.ChatReceiverSpec{Provider: imv1.ProviderTencent, AppID: resyncAppID, SecretRef: imv1.SecretReference{Name: "resync"},
+			Spec: imv1.ChatReceiverSpec{Provider: fake.provider, AppID: fake.appID, SecretRef: imv1.SecretReference{Name: "resync"},
 				GroupLabels: map[string]imv1.LabelValue{"team": "chat"},
 				RateLimit:   &imv1.RateLimit{RequestsPerSecond: 100000, Burst: 100000},
-				Resync: &imv1.ResyncSpec{Endpoint: endpoint, Admin: resyncAdmin, SecretRef: imv1.SecretReference{Name: "resync"},
+				Resync: &imv1.ResyncSpec{Endpoint: fake.url, Admin: resyncAdmin, SecretRef: imv1.SecretReference{Name: "resync"},
 					Interval: &metav1.Duration{Duration: time.Hour}, Discover: true}}},
 		&imv1.ChatGroupTrigger{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cleanup"},
 			Spec: imv1.ChatGroupTriggerSpec{On: []imv1.TriggerEvent{imv1.TriggerDisbanded},
@@ -200,75 +245,77 @@ func resyncReceiver(t *testing.T, c client.Client, ns, endpoint string) provider
 	return ep
 }
 
-// simulate applies the changes to the fake's truth and returns the
-// callbacks the provider would send, in order, and the groups whose
-// disband callback is to be dropped.
-func simulate(fake *tencenttest.FakeServer, rng *rand.Rand) ([]lossyCallback, map[string]bool) {
+// simulate makes the changes to the fake's truth (Truth.Apply, as a user
+// would) and returns the callbacks the provider would send for them, in
+// order, and the disbanded groups, true for those whose disband callback
+// is to be dropped.
+func simulate(t *testing.T, fake lossyFake, rng *rand.Rand) ([]restfake.Change, map[string]bool) {
+	t.Helper()
 	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	next := func() time.Time { at = at.Add(time.Millisecond); return at }
-	var cbs []lossyCallback
+	var cbs []restfake.Change
+	send := func(a callbacks.Action, p callbacks.Params) {
+		at = at.Add(time.Millisecond)
+		p.EventTime = at
+		c := restfake.Change{Action: a, Params: p}
+		if err := fake.truth.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+		cbs = append(cbs, c)
+	}
 	ids := make([]string, resyncGroups)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("@TGS#fault%02d", i)
+		ids[i] = fake.groupID(i)
 		owner := fmt.Sprintf("owner%02d", i)
-		fake.SetGroup(ids[i], "Public", ids[i], owner, "u00")
-		cbs = append(cbs, lossyCallback{callbacks.Create, callbacks.Params{GroupID: ids[i], GroupName: ids[i], Owner: owner,
-			Users: []string{owner, "u00"}, EventTime: next()}})
+		send(callbacks.Create, callbacks.Params{GroupID: ids[i], GroupName: ids[i], Owner: owner, Users: []string{owner, "u00"}})
 	}
 	for changes := 0; changes < resyncOps; {
 		id := ids[rng.IntN(len(ids))]
-		g, _ := fake.Truth.Get(id)
+		g, _ := fake.truth.Get(id)
 		user := fmt.Sprintf("u%02d", rng.IntN(40))
 		_, member := g.Members[user]
 		switch {
 		case rng.IntN(20) == 0 && member:
-			fake.Truth.Update(id, func(g *restfake.Group) {
-				g.Members[g.Owner], g.Members[user], g.Owner = imv1.RoleMember, imv1.RoleOwner, user
-			})
-			cbs = append(cbs, lossyCallback{callbacks.Owner, callbacks.Params{GroupID: id, Owner: user, PreviousOwner: g.Owner, EventTime: next()}})
-			changes++
+			send(callbacks.Owner, callbacks.Params{GroupID: id, Owner: user, PreviousOwner: g.Owner})
 		case member && user != g.Owner:
-			fake.Truth.Update(id, func(g *restfake.Group) { delete(g.Members, user) })
-			cbs = append(cbs, lossyCallback{callbacks.Quit, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
-			changes++
+			send(callbacks.Quit, callbacks.Params{GroupID: id, Users: []string{user}})
 		case !member:
-			fake.Truth.Update(id, func(g *restfake.Group) { g.Members[user] = imv1.RoleMember })
-			cbs = append(cbs, lossyCallback{callbacks.Join, callbacks.Params{GroupID: id, Users: []string{user}, EventTime: next()}})
-			changes++
+			send(callbacks.Join, callbacks.Params{GroupID: id, Users: []string{user}})
+		default:
+			continue
 		}
+		changes++
 	}
 	dropped := map[string]bool{}
 	for i, id := range ids[:10] {
-		g, _ := fake.Truth.Get(id)
-		fake.Truth.Update(id, func(g *restfake.Group) { g.Gone = true })
-		if i%2 == 0 {
-			dropped[id] = true
-			continue
-		}
-		cbs = append(cbs, lossyCallback{callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner, EventTime: next()}})
+		g, _ := fake.truth.Get(id)
+		send(callbacks.Disband, callbacks.Params{GroupID: id, GroupName: id, Owner: g.Owner})
+		dropped[id] = i%2 == 0
 	}
 	return cbs, dropped
 }
 
-// deliverLossy sends 70% of the callbacks (10% of those twice), each
-// window of ten shuffled, from 8 senders; it returns the deliveries.
-func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []lossyCallback) int {
+// lossy is how the fake provider loses callbacks: 70% are delivered, 10%
+// of those twice, each window of ten shuffled; a disband is dropped when
+// chosen, and delivered otherwise.
+func lossy(cbs []restfake.Change, disbands map[string]bool) restfake.Loss {
+	return restfake.Loss{Drop: 0.3, Duplicate: 0.1, Window: 10, Rule: func(i int) restfake.DropRule {
+		switch {
+		case cbs[i].Action != callbacks.Disband:
+			return restfake.DropMaybe
+		case disbands[cbs[i].Params.GroupID]:
+			return restfake.DropAlways
+		}
+		return restfake.DropNever
+	}}
+}
+
+// deliverLossy delivers the callbacks as the lossy fake provider does,
+// from 8 senders; it returns the plan it followed.
+func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url string, cbs []restfake.Change,
+	disbands map[string]bool) restfake.Plan {
 	t.Helper()
-	var out []lossyCallback
-	for _, cb := range cbs {
-		if cb.action != callbacks.Disband && rng.Float64() >= 0.7 {
-			continue
-		}
-		out = append(out, cb)
-		if rng.Float64() < 0.1 {
-			out = append(out, cb)
-		}
-	}
-	for i := 0; i < len(out); i += 10 {
-		w := out[i:min(i+10, len(out))]
-		rng.Shuffle(len(w), func(a, b int) { w[a], w[b] = w[b], w[a] })
-	}
-	work := make(chan lossyCallback)
+	out, plan := restfake.Deliver(rng, lossy(cbs, disbands), cbs)
+	work := make(chan restfake.Change)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
@@ -291,7 +338,7 @@ func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url st
 	if len(failures) > 0 {
 		t.Fatalf("%d callbacks refused, first: %s", len(failures), failures[0])
 	}
-	return len(out)
+	return plan
 }
 
 // deliver sends one callback. A duplicate signed in the same second is a
@@ -299,8 +346,8 @@ func deliverLossy(t *testing.T, rng *rand.Rand, ep providertest.Endpoint, url st
 // (not stored within the commit budget under this load) is what a
 // provider sees as a failed callback that it never resends; the server
 // goes on retrying it, and resync must converge either way.
-func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
-	built, err := ep.Sender.Build(cb.action, cb.params)
+func deliver(ep providertest.Endpoint, url string, cb restfake.Change) error {
+	built, err := ep.Sender.Build(cb.Action, cb.Params)
 	if err != nil {
 		return err
 	}
@@ -318,7 +365,7 @@ func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
 		switch resp.StatusCode {
 		case http.StatusOK, http.StatusUnauthorized, http.StatusServiceUnavailable:
 		default:
-			return fmt.Errorf("%s %s: HTTP %d %s", cb.action, cb.params.GroupID, resp.StatusCode, body)
+			return fmt.Errorf("%s %s: HTTP %d %s", cb.Action, cb.Params.GroupID, resp.StatusCode, body)
 		}
 	}
 	return nil
@@ -326,13 +373,13 @@ func deliver(ep providertest.Endpoint, url string, cb lossyCallback) error {
 
 // drift compares every group of the truth with its ChatGroup and returns
 // the groups that differ and the member differences.
-func drift(t *testing.T, c client.Client, ns string, truth *restfake.Truth) (groups, members int) {
+func drift(t *testing.T, c client.Client, ns string, fake lossyFake) (groups, members int) {
 	t.Helper()
-	for _, id := range truth.IDs() {
-		want, _ := truth.Get(id)
+	for _, id := range fake.truth.IDs() {
+		want, _ := fake.truth.Get(id)
 		cg := &imv1.ChatGroup{}
 		err := c.Get(context.Background(), types.NamespacedName{Namespace: ns,
-			Name: imv1.ChatGroupName(imv1.ProviderTencent, resyncAppID, id)}, cg)
+			Name: imv1.ChatGroupName(fake.provider, fake.appID, id)}, cg)
 		if err != nil {
 			groups++
 			members += len(want.Members)
@@ -402,11 +449,11 @@ func waitPass(t *testing.T, c client.Client, key types.NamespacedName, value str
 
 // waitForCleanupJobs waits until every group whose disband was dropped is
 // disbanded with its cleanup Job.
-func waitForCleanupJobs(t *testing.T, c client.Client, ns string, dropped map[string]bool) {
+func waitForCleanupJobs(t *testing.T, c client.Client, ns string, fake lossyFake, dropped map[string]bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for id := range dropped {
-		name := imv1.ChatGroupName(imv1.ProviderTencent, resyncAppID, id)
+		name := imv1.ChatGroupName(fake.provider, fake.appID, id)
 		for {
 			var jobs batchv1.JobList
 			err := c.List(context.Background(), &jobs, client.InNamespace(ns), client.MatchingLabels{imv1.GroupLabel: name})

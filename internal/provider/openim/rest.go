@@ -180,7 +180,7 @@ func (c *Client) post(ctx context.Context, path, token string, in, out any) erro
 		return fmt.Errorf("%s: reading the response: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return &provider.APIError{API: path, Code: resp.StatusCode, Message: http.StatusText(resp.StatusCode), Retryable: true}
+		return provider.StatusError(path, resp, time.Now())
 	}
 	var env response
 	if err := json.Unmarshal(raw, &env); err != nil {

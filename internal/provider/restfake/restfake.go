@@ -1,13 +1,16 @@
 // Package restfake is the provider-neutral part of the fake provider REST
 // servers (tencenttest.FakeServer, openimtest.FakeServer): the "truth" a
-// test controls (the groups as the provider knows them) and the faults a
-// test injects into the next responses. Each provider's fake renders the
-// truth in its own documented request and response shapes.
+// test controls (the groups as the provider knows them), the faults a
+// test injects into the next responses, the server they run on (Serve),
+// and how a fake provider loses the callbacks it sends (Loss). Each
+// provider's fake renders the truth in its own documented request and
+// response shapes.
 package restfake
 
 import (
 	"slices"
 	"sync"
+	"time"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
 )
@@ -53,11 +56,12 @@ type Truth struct {
 	// change the truth in it to shift pages while they are read.
 	beforePage func(groupID string, first int)
 	calls      map[string]int
+	times      map[string][]time.Time
 }
 
 // NewTruth returns an empty truth.
 func NewTruth() *Truth {
-	return &Truth{groups: map[string]*Group{}, calls: map[string]int{}}
+	return &Truth{groups: map[string]*Group{}, calls: map[string]int{}, times: map[string][]time.Time{}}
 }
 
 // Update changes (creating when absent) a group under the lock.
@@ -151,11 +155,25 @@ func (t *Truth) MemberPage(groupID string, first, n int) ([]string, map[string]i
 	return users[first:min(first+n, len(users))], g.Members, len(users), true
 }
 
-// Count records a call to an API, for tests that count calls.
+// maxTimes is how many arrival times Count keeps per API.
+const maxTimes = 1000
+
+// Count records a call to an API and its arrival time, for tests that
+// count calls or check how long a client waited between them.
 func (t *Truth) Count(api string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.calls[api]++
+	times := append(t.times[api], time.Now())
+	t.times[api] = times[max(0, len(times)-maxTimes):]
+}
+
+// Times returns when the last calls to an API arrived (up to 1,000), oldest
+// first.
+func (t *Truth) Times(api string) []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.times[api])
 }
 
 // Calls returns how often an API was called.

@@ -191,7 +191,7 @@ func (c *Client) post(ctx context.Context, api string, body []byte, out responde
 		return fmt.Errorf("%s: reading the response: %w", api, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return &provider.APIError{API: api, Code: resp.StatusCode, Message: http.StatusText(resp.StatusCode), Retryable: true}
+		return provider.StatusError(api, resp, time.Now())
 	}
 	*out.header() = envelope{}
 	if err := json.Unmarshal(raw, out); err != nil {

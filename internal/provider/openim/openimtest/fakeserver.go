@@ -13,10 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"time"
@@ -37,9 +34,8 @@ type FakeServer struct {
 	// issued for the same admin (OpenIM: 5 minutes).
 	DemotedGrace time.Duration
 	// URL is the server's base URL.
-	URL    string
-	srv    *httptest.Server
-	closed chan struct{}
+	URL string
+	srv *restfake.Server
 
 	mu      sync.Mutex
 	current map[string]string    // admin -> live token
@@ -51,23 +47,13 @@ type FakeServer struct {
 func NewFakeServer(secret string, admins ...string) *FakeServer {
 	f := &FakeServer{Truth: restfake.NewTruth(), Secret: secret, Admins: admins, DemotedGrace: 5 * time.Minute,
 		current: map[string]string{}, demoted: map[string]time.Time{}}
-	f.closed = make(chan struct{})
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	f.srv.Listener = l
-	f.srv.Start()
+	f.srv = restfake.Serve(http.HandlerFunc(f.serve))
 	f.URL = f.srv.URL
 	return f
 }
 
 // Close stops the server.
-func (f *FakeServer) Close() {
-	close(f.closed)
-	f.srv.Close()
-}
+func (f *FakeServer) Close() { f.srv.Close() }
 
 // TokensIssued counts the admin tokens issued.
 func (f *FakeServer) TokensIssued() int {
@@ -125,19 +111,12 @@ func (f *FakeServer) fault(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
+	if restfake.WriteFault(w, r, fault, f.srv.Done()) {
+		return true
+	}
 	switch fault {
-	case restfake.Fault5xx:
-		http.Error(w, "bad gateway", http.StatusBadGateway)
 	case restfake.FaultMalformed:
 		_, _ = w.Write([]byte(`{"errCode":0,"data":{`))
-	case restfake.FaultTimeout:
-		// The server notices the client hanging up only once the body
-		// is read.
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-r.Context().Done():
-		case <-f.closed:
-		}
 	case restfake.FaultUnknownCode:
 		apiReply(w, 99999, "something unexpected", nil)
 	}

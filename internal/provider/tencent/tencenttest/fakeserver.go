@@ -9,10 +9,7 @@ package tencenttest
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"time"
@@ -38,31 +35,20 @@ type FakeServer struct {
 	Admin string
 	Key   string
 	// URL is the server's base URL.
-	URL    string
-	srv    *httptest.Server
-	closed chan struct{}
+	URL string
+	srv *restfake.Server
 }
 
 // NewFakeServer starts a fake on 127.0.0.1; Close stops it.
 func NewFakeServer(appID uint64, admin, key string) *FakeServer {
 	f := &FakeServer{Truth: restfake.NewTruth(), AppID: appID, Admin: admin, Key: key}
-	f.closed = make(chan struct{})
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	f.srv.Listener = l
-	f.srv.Start()
+	f.srv = restfake.Serve(http.HandlerFunc(f.serve))
 	f.URL = f.srv.URL
 	return f
 }
 
 // Close stops the server.
-func (f *FakeServer) Close() {
-	close(f.closed)
-	f.srv.Close()
-}
+func (f *FakeServer) Close() { f.srv.Close() }
 
 // restReply writes a JSON body with the envelope.
 func restReply(w http.ResponseWriter, code int, info string, fields map[string]any) {
@@ -112,19 +98,12 @@ func (f *FakeServer) fault(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
+	if restfake.WriteFault(w, r, fault, f.srv.Done()) {
+		return true
+	}
 	switch fault {
-	case restfake.Fault5xx:
-		http.Error(w, "bad gateway", http.StatusBadGateway)
 	case restfake.FaultMalformed:
 		_, _ = w.Write([]byte(`{"ActionStatus":"OK","GroupInfo":[`))
-	case restfake.FaultTimeout:
-		// The server notices the client hanging up only once the body
-		// is read.
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-r.Context().Done():
-		case <-f.closed:
-		}
 	case restfake.FaultUnknownCode:
 		restReply(w, 99999, "something unexpected", nil)
 	}
