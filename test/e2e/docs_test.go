@@ -138,6 +138,28 @@ var expected = map[string]expectation{
 		`(?m)^tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+3\s+false\s+MembersJoined\s+\S+\s+leckie\s+True\s+True$`)),
 	"bin/k8s/kubectl get events --field-selector reason=DriftCorrected": eventually(matches(
 		`(?m)\sDriftCorrected\s+chatgroup/tencent-tgs-2j4szeael-[0-9a-f]+\s+Resync found drift: MembersJoined \(carol\)$`)),
+	// An OpenIM invitation sends no callback: a requested pass finds u3.
+	"go run ./hack/send-callback --receiver default/openim --command join --group 3188466436 --users u3 --drop": matches(
+		`(?m)^Changed group 3188466436 in the fake provider's truth at http://127\.0\.0\.1:\d+$`,
+		`(?m)^Dropped 1 callback\(s\) \(--drop\)`),
+	"bin/k8s/kubectl wait chatreceiver/openim --for=jsonpath='{.status.lastSync.requested}'=quickstart-2 --timeout=60s": matches(
+		`condition met`),
+	// The pass also corrects the type, which join callbacks do not carry,
+	// so the last event is MembersJoined or InfoChanged.
+	"bin/k8s/kubectl get chatgroups -l im.chatgroup.dev/receiver=openim -o wide": eventually(matches(
+		`(?m)^openim-3188466436-[0-9a-f]+\s+OpenIM\s+3188466436\s+Work\s+3\s+false\s+(MembersJoined|InfoChanged)\s+\S+\s+True\s+True$`)),
+	// A 300-member group lives in member slices, listed by its label.
+	`go run ./hack/send-callback --receiver default/tencent --command create --group '@TGS#BIG' --users "$(seq -s, -f 'user%03g' 1 300)"`: matches(
+		`(?m)^200 OK$`),
+	"bin/k8s/kubectl get chatgroupmemberslices -l im.chatgroup.dev/chatgroup=$GROUP": matches(
+		`(?m)^NAME\s+GROUP\s+INDEX\s+MEMBERS\s+SEQ\s+AGE$`,
+		`(?m)^tencent-tgs-big-[0-9a-f]+-\d+-0\s+tencent-tgs-big-[0-9a-f]+\s+0\s+\d+\s+1\s`,
+		`(?m)^tencent-tgs-big-[0-9a-f]+-\d+-4\s+tencent-tgs-big-[0-9a-f]+\s+4\s+\d+\s+1\s`),
+	// 300 distinct user IDs, each listed exactly once.
+	`bin/k8s/kubectl get chatgroupmemberslices -l im.chatgroup.dev/chatgroup=$GROUP -o jsonpath='{.items[*].members[*].userID}' | tr ' ' '\n' | sort | uniq -c | awk '$1 == 1' | wc -l`: matches(
+		`(?m)^300$`),
+	"bin/k8s/kubectl get chatgroup $GROUP": matches(
+		`(?m)^tencent-tgs-big-[0-9a-f]+\s+Tencent\s+@TGS#BIG\s+Public\s+300\s+false\s+Created\s`),
 	// After the disband: the sample cleanup Job has completed, and the
 	// group is disbanded and Ready.
 	"bin/k8s/kubectl get jobs,chatgroups -o wide": eventually(matches(
