@@ -26,7 +26,9 @@ const (
 // from it.
 type fakeProvider struct {
 	receiver, url string
-	close         func()
+	// admin and key are the identity the receiver resyncs as.
+	admin, key string
+	close      func()
 }
 
 // startFakeProviders starts a fake Tencent Cloud Chat and a fake OpenIM
@@ -53,10 +55,12 @@ func startFakeProviders(ctx context.Context, c *localcluster.Cluster) ([]fakePro
 	}
 	tc := tencenttest.NewFakeServer(appID, tencentAdmin, tencentKey)
 	oi := openimtest.NewFakeServer(openIMKey, openIMAdmin)
-	fakes := []fakeProvider{{"tencent", tc.URL, tc.Close}, {"openim", oi.URL, oi.Close}}
-	for i, f := range fakes {
-		key, admin := []string{tencentKey, openIMKey}[i], []string{tencentAdmin, openIMAdmin}[i]
-		if err := configureResync(ctx, c, f, admin, key); err != nil {
+	fakes := []fakeProvider{
+		{receiver: "tencent", url: tc.URL, admin: tencentAdmin, key: tencentKey, close: tc.Close},
+		{receiver: "openim", url: oi.URL, admin: openIMAdmin, key: openIMKey, close: oi.Close},
+	}
+	for _, f := range fakes {
+		if err := configureResync(ctx, c, f); err != nil {
 			closeFakes(fakes)
 			return nil, err
 		}
@@ -66,14 +70,14 @@ func startFakeProviders(ctx context.Context, c *localcluster.Cluster) ([]fakePro
 
 // configureResync stores the fake's key in a Secret and sets the
 // receiver's spec.resync.
-func configureResync(ctx context.Context, c *localcluster.Cluster, f fakeProvider, admin, key string) error {
+func configureResync(ctx context.Context, c *localcluster.Cluster, f fakeProvider) error {
 	secret := f.receiver + "-resync"
 	if _, err := c.Kubectl(ctx, "create", "secret", "generic", secret, "--namespace", samplesNamespace,
-		"--from-literal="+imv1.ResyncKeyKey+"="+key); err != nil {
+		"--from-literal="+imv1.ResyncKeyKey+"="+f.key); err != nil {
 		return err
 	}
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"resync": imv1.ResyncSpec{
-		Endpoint: f.url, Admin: admin, SecretRef: imv1.SecretReference{Name: secret}}}})
+		Endpoint: f.url, Admin: f.admin, SecretRef: imv1.SecretReference{Name: secret}}}})
 	if err != nil {
 		return err
 	}
