@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"testing"
 	"time"
 )
 
@@ -55,4 +56,29 @@ func WriteFault(w http.ResponseWriter, r *http.Request, fault Fault, done <-chan
 		return false
 	}
 	return true
+}
+
+// RetryAfterFaults are the faults that ask the client to wait.
+var RetryAfterFaults = []Fault{FaultRetryAfter, FaultTooManyRequests, FaultRetryAfterDate}
+
+// CheckRetryAfter checks a REST client against each of RetryAfterFaults:
+// call starts a fake, injects the fault into its next answer, makes one
+// call that must succeed, and returns the fake's truth and the API the
+// fault was served to. The fake must have seen that API exactly twice, at
+// least RetryAfterSeconds apart, though the client's own backoff may be
+// milliseconds.
+func CheckRetryAfter(t *testing.T, call func(t *testing.T, fault Fault) (*Truth, string)) {
+	t.Helper()
+	for _, fault := range RetryAfterFaults {
+		t.Run(string(fault), func(t *testing.T) {
+			truth, api := call(t, fault)
+			times := truth.Times(api)
+			if len(times) != 2 {
+				t.Fatalf("%d calls of %s, want 2", len(times), api)
+			}
+			if gap := times[1].Sub(times[0]); gap < RetryAfterSeconds*time.Second {
+				t.Errorf("tried again after %s, want at least the Retry-After of %ds", gap, RetryAfterSeconds)
+			}
+		})
+	}
 }
