@@ -65,8 +65,9 @@ func TestProcess_Stop(t *testing.T) {
 		dir := t.TempDir()
 		pidFile := filepath.Join(dir, "child.pid")
 		// The shell ignores SIGTERM and starts a grandchild that would
-		// outlive it if only the shell were signalled.
-		script := "trap '' TERM; sleep 60 & echo $! > " + pidFile + "; wait"
+		// outlive it if only the shell were signalled. The PID file
+		// appears whole (renamed into place), never empty.
+		script := "trap '' TERM; sleep 60 & echo $! > " + pidFile + ".tmp; mv " + pidFile + ".tmp " + pidFile + "; wait"
 		p, err := StartProcess("stubborn", filepath.Join(dir, "stubborn.log"), "/bin/sh", "-c", script)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Eventually(func() error { _, err := os.Stat(pidFile); return err }).WithTimeout(30 * time.Second).Should(Succeed())
