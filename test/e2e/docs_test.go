@@ -121,7 +121,8 @@ var expected = map[string]expectation{
 		`(?m)^200 OK$`),
 	"go run ./hack/send-callback --receiver default/openim --command join --group 3188466436 --users u1,u2": matches(
 		`(?s)callbackAfterJoinGroupCommand.*200 OK.*callbackAfterJoinGroupCommand.*200 OK`, `"errCode":0`),
-	// The table after the quit: the group exists with two members.
+	// The table after the quit, and again after the join whose callback was
+	// dropped: the group exists with two members.
 	"bin/k8s/kubectl get chatgroups": matches(
 		`(?m)^NAME\s+PROVIDER\s+GROUP\s+TYPE\s+MEMBERS\s+DISBANDED\s+LAST EVENT\s+AGE$`,
 		`(?m)^tencent-tgs-2j4szeael-[0-9a-f]+\s+Tencent\s+@TGS#2J4SZEAEL\s+Public\s+2\s+false\s+MembersLeft\s+\S+$`),
