@@ -177,7 +177,7 @@ func startManager(ctx context.Context, c *localcluster.Cluster, o options) (*man
 	if err := managerproc.Build(ctx, ".", binary); err != nil {
 		return nil, err
 	}
-	probeAddr, err := managerproc.FreeLoopbackAddr()
+	probeAddr, err := managerproc.FreeLoopbackAddr(o.callbackAddr)
 	if err != nil {
 		return nil, err
 	}

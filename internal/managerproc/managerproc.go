@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 
@@ -122,18 +123,25 @@ func (m *Manager) Kill() error {
 }
 
 // FreeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
-// moment ago. Another process could take it before it is used; that is
-// acceptable for local runs and tests.
-func FreeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free loopback port: %w", err)
+// moment ago and is none of except (addresses chosen for the same process
+// but not listened on yet, which the kernel may hand out again). Another
+// process could take the port before it is used; that is acceptable for
+// local runs and tests.
+func FreeLoopbackAddr(except ...string) (string, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("finding a free loopback port: %w", err)
+		}
+		addr := l.Addr().String()
+		if err := l.Close(); err != nil {
+			return "", fmt.Errorf("finding a free loopback port: %w", err)
+		}
+		if !slices.Contains(except, addr) {
+			return addr, nil
+		}
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	return addr, nil
+	return "", fmt.Errorf("finding a free loopback port other than %v: the kernel kept handing those out", except)
 }
 
 // CheckAddrFree fails with a clear message when addr cannot be listened on,

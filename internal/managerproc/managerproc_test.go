@@ -21,6 +21,21 @@ func TestFreeLoopbackAddr(t *testing.T) {
 	g.Expect(CheckAddrFree(addr)).To(Succeed())
 }
 
+// A manager's probe address must differ from its callback address, which
+// was chosen earlier and is not listened on yet: the kernel may hand the
+// same free port out twice (it did, and an e2e run failed with "address
+// already in use").
+func TestFreeLoopbackAddr_avoidsAddressesAlreadyChosen(t *testing.T) {
+	g := NewWithT(t)
+	for range 200 {
+		first, err := FreeLoopbackAddr()
+		g.Expect(err).NotTo(HaveOccurred())
+		second, err := FreeLoopbackAddr(first)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(second).NotTo(Equal(first))
+	}
+}
+
 func TestCheckAddrFree_taken(t *testing.T) {
 	g := NewWithT(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -180,7 +180,7 @@ func (s *suite) startManager(t *testing.T) {
 	g := NewWithT(t)
 	opts := s.mgrOpts
 	var err error
-	opts.ProbeAddr, err = managerproc.FreeLoopbackAddr()
+	opts.ProbeAddr, err = managerproc.FreeLoopbackAddr(opts.CallbackAddr)
 	g.Expect(err).NotTo(HaveOccurred())
 	s.starts++
 	opts.LogPath = filepath.Join(s.cluster.LogDir, "manager-"+strconv.Itoa(s.starts)+".log")

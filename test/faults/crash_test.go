@@ -165,7 +165,7 @@ func (r *crashRun) start() {
 	if opts.CallbackAddr, err = managerproc.FreeLoopbackAddr(); err != nil {
 		r.t.Fatal(err)
 	}
-	if opts.ProbeAddr, err = managerproc.FreeLoopbackAddr(); err != nil {
+	if opts.ProbeAddr, err = managerproc.FreeLoopbackAddr(opts.CallbackAddr); err != nil {
 		r.t.Fatal(err)
 	}
 	r.starts++
