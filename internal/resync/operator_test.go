@@ -15,22 +15,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/controllers"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
-	"chatgroup.dev/chatgroup-operator/internal/provider/openim"
 	"chatgroup.dev/chatgroup-operator/internal/provider/providertest"
-	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
 	"chatgroup.dev/chatgroup-operator/internal/resync"
+	"chatgroup.dev/chatgroup-operator/internal/resync/resynctest"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
-	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 const (
@@ -62,53 +55,10 @@ func startOperator(t *testing.T) *operator {
 	g.Expect(testsupport.AllowJobs(context.Background(), env.Client, ns.Name, "default")).To(Succeed())
 	op := &operator{t: t, c: env.Client, ns: ns.Name, attempts: 3}
 
-	cacheOpts := controllers.CacheOptions()
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns.Name: {}}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cacheOpts,
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	cbOpts := webhookserver.DefaultOptions()
-	cbOpts.Addr = "127.0.0.1:0"
-	srv := webhookserver.New(mgr, cbOpts)
-	g.Expect(srv.SetupWithManager(mgr)).To(Succeed())
-	g.Expect(controllers.SetupWithManager(mgr, controllers.Options{})).To(Succeed())
-	g.Expect(resync.SetupWithManager(mgr, srv.Committer(), resync.Options{
-		Tick: 100 * time.Millisecond, MinBackoff: time.Hour, NewClient: op.newClient,
-	})).To(Succeed())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager stopped with an error: %v", err)
-		}
-	})
-	g.Eventually(srv.BoundAddr, timeout, interval).ShouldNot(BeEmpty())
-	op.url = "http://" + srv.BoundAddr()
-	return op
-}
-
-// newClient is resync's client factory with fast retries.
-func (op *operator) newClient(rcv *imv1.ChatReceiver, key string) (provider.RESTClient, error) {
-	c, err := resync.NewClient(rcv, key)
-	if err != nil {
-		return nil, err
-	}
 	retry := provider.Retry{Attempts: op.attempts, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
-	switch c := c.(type) {
-	case *tencent.Client:
-		c.Retry, c.HTTP = retry, &http.Client{Timeout: 2 * time.Second}
-	case *openim.Client:
-		c.Retry, c.HTTP = retry, &http.Client{Timeout: 2 * time.Second}
-	}
-	return c, nil
+	op.url = resynctest.StartOperator(t, env, ns.Name, resync.Options{Tick: 100 * time.Millisecond, MinBackoff: time.Hour,
+		NewClient: resynctest.ClientFactory(retry, 2*time.Second)})
+	return op
 }
 
 // receiver creates a ChatReceiver with resync against endpoint (interval

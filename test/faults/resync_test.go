@@ -19,14 +19,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/controllers"
 	"chatgroup.dev/chatgroup-operator/internal/callbacks"
 	"chatgroup.dev/chatgroup-operator/internal/provider"
 	"chatgroup.dev/chatgroup-operator/internal/provider/openim"
@@ -36,8 +31,8 @@ import (
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent"
 	"chatgroup.dev/chatgroup-operator/internal/provider/tencent/tencenttest"
 	"chatgroup.dev/chatgroup-operator/internal/resync"
+	"chatgroup.dev/chatgroup-operator/internal/resync/resynctest"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
-	"chatgroup.dev/chatgroup-operator/webhookserver"
 )
 
 const (
@@ -150,56 +145,9 @@ func repairInOnePass(t *testing.T, c client.Client, ns string, fake lossyFake) {
 // one namespace and returns the callback server's URL.
 func startOperator(t *testing.T, env *testsupport.Env, ns string) string {
 	t.Helper()
-	cacheOpts := controllers.CacheOptions()
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	// Each subtest runs its own manager in this process, with the same
-	// controller names.
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Cache: cacheOpts,
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		Metrics:    metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cbOpts := webhookserver.DefaultOptions()
-	cbOpts.Addr = "127.0.0.1:0"
-	srv := webhookserver.New(mgr, cbOpts)
-	newClient := func(rcv *imv1.ChatReceiver, key string) (provider.RESTClient, error) {
-		c, err := resync.NewClient(rcv, key)
-		fast := provider.Retry{Attempts: 4, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
-		switch c := c.(type) {
-		case *tencent.Client:
-			c.Retry = fast
-		case *openim.Client:
-			c.Retry = fast
-		}
-		return c, err
-	}
-	for _, err := range []error{
-		srv.SetupWithManager(mgr),
-		controllers.SetupWithManager(mgr, controllers.Options{}),
-		resync.SetupWithManager(mgr, srv.Committer(), resync.Options{Tick: 200 * time.Millisecond, NewClient: newClient}),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	mctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager stopped with an error: %v", err)
-		}
-	})
-	deadline := time.Now().Add(time.Minute)
-	for srv.BoundAddr() == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("callback server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "http://" + srv.BoundAddr()
+	fast := provider.Retry{Attempts: 4, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	return resynctest.StartOperator(t, env, ns, resync.Options{Tick: 200 * time.Millisecond,
+		NewClient: resynctest.ClientFactory(fast, 0)})
 }
 
 // resyncReceiver creates the receiver (resync every hour, discovery on)
