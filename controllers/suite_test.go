@@ -2,9 +2,7 @@ package controllers
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +23,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	imv1 "chatgroup.dev/chatgroup-operator/api/v1alpha1"
-	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
@@ -40,23 +37,7 @@ const (
 
 var env *testsupport.Env
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	cli.SetUpLogging(os.Stderr, testing.Verbose())
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	var err error
-	if env, err = testsupport.New(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testsupport.RunMain(m, &env) }
 
 // integration skips the test in -short mode and returns the direct
 // (uncached) client of the shared control plane.

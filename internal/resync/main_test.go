@@ -1,12 +1,8 @@
 package resync_test
 
 import (
-	"flag"
-	"fmt"
-	"os"
 	"testing"
 
-	"chatgroup.dev/chatgroup-operator/internal/cli"
 	"chatgroup.dev/chatgroup-operator/internal/testsupport"
 )
 
@@ -14,20 +10,4 @@ import (
 // mode.
 var env *testsupport.Env
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	cli.SetUpLogging(os.Stderr, testing.Verbose())
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	var err error
-	if env, err = testsupport.New(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testsupport.RunMain(m, &env) }

@@ -6,6 +6,7 @@
 package testsupport
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,6 +80,28 @@ func Start(tb testing.TB) *Env {
 		}
 	})
 	return env
+}
+
+// RunMain is the TestMain of a package whose integration tests share one
+// control plane: it sets *env (left nil in -short mode, where those tests
+// skip), runs the tests, stops the control plane and exits with the
+// tests' status.
+func RunMain(m *testing.M, env **Env) {
+	flag.Parse()
+	cli.SetUpLogging(os.Stderr, testing.Verbose())
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	var err error
+	if *env, err = New(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := (*env).Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
+	}
+	os.Exit(code)
 }
 
 // New starts a control plane; call Stop when done.
